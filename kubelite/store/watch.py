@@ -13,6 +13,7 @@ skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from kubelite.store.interface import Event, WatcherOverflow
@@ -53,10 +54,8 @@ class WatchHub:
     def close(self) -> None:
         self.closed = True
         for watcher in self._watchers:
-            try:
+            with contextlib.suppress(asyncio.QueueFull):
                 watcher.queue.put_nowait(None)
-            except asyncio.QueueFull:
-                pass
 
     async def watch(self, prefix: str, start_revision: int,
                     history: Callable[[int], Awaitable[list[Event]]]) -> AsyncIterator[Event]:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from kubelite.store import open_store
-from kubelite.store.interface import Compacted, KeyExists, KeyNotFound, RevisionMismatch, Store, WatcherOverflow
+from kubelite.store.interface import (
+    Compacted,
+    KeyExists,
+    KeyNotFound,
+    RevisionMismatch,
+    Store,
+    WatcherOverflow,
+)
 
 
 @pytest.fixture(params=["memory", "file"])
