@@ -69,14 +69,14 @@ class WatchHub:
                     last = event.kv.mod_revision
                     yield event
             while True:
-                event = await watcher.queue.get()
-                if event is None:
+                live = await watcher.queue.get()
+                if live is None:
                     if watcher.overflowed:
                         raise WatcherOverflow("watcher fell behind and was dropped")
                     return
-                if event.kv.mod_revision > last:
-                    last = event.kv.mod_revision
-                    yield event
+                if live.kv.mod_revision > last:
+                    last = live.kv.mod_revision
+                    yield live
         finally:
             self._watchers.discard(watcher)
 
