@@ -111,6 +111,10 @@ class ServiceUnavailable(StatusError):
     code, reason = 503, "ServiceUnavailable"
 
 
+class Timeout(StatusError):
+    code, reason = 504, "Timeout"
+
+
 def not_found(group_resource: str, name: str) -> NotFound:
     group, _, kind = _split(group_resource)
     return NotFound(f'{group_resource} "{name}" not found',

@@ -1,0 +1,36 @@
+"""Objects a cluster has from its first start (kube-apiserver's system namespaces controller and
+the `kubernetes` Service). Idempotent: safe on every start."""
+
+from __future__ import annotations
+
+import logging
+
+from kubelite.api.handlers import Api
+from kubelite.api.objectmeta import Obj, meta
+from kubelite.api.storage import ResourceStorage
+from kubelite.cluster.config import ServerConfig
+from kubelite.objects.errors import AlreadyExists
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+async def ensure_system_objects(api: Api, config: ServerConfig) -> None:
+    namespaces = api.core("namespaces")
+    for name in SYSTEM_NAMESPACES:
+        await _create_absent(namespaces, None, {"metadata": {"name": name}})
+    service = {
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": config.kubernetes_service_ip, "type": "ClusterIP", "sessionAffinity": "None",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": config.port}]},
+    }
+    await _create_absent(api.core("services"), "default", service)
+
+
+async def _create_absent(storage: ResourceStorage, namespace: str | None, obj: Obj) -> None:
+    try:
+        await storage.create(namespace, obj)
+        log.info("created %s %s", storage.rt.kind, meta(obj)["name"])
+    except AlreadyExists:
+        pass

@@ -1,0 +1,31 @@
+"""`kubelite` command line: parse, then dispatch to one module per verb (imported lazily so that
+`kubelite --help` and `kubelite start` stay fast)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+VERBS = {
+    "server": ("kubelite.cli.server", "run the control plane (API server) in the foreground"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubelite", description="A Kubernetes you install with pip.")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    modules = {}
+    for verb, (module_name, help_text) in VERBS.items():
+        module = importlib.import_module(module_name)
+        modules[verb] = module
+        module.add_arguments(sub.add_parser(verb, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return 2
+    return int(modules[args.verb].run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""`kubelite server`: the control plane in the foreground (for service managers and debugging)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/kubelite"),
+                        help="state, certificates and kubeconfig (default: %(default)s)")
+    parser.add_argument("--datastore", default="", help="sqlite:///path or memory:// (default: sqlite in data dir)")
+    parser.add_argument("--bind-address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6443)
+    parser.add_argument("--advertise-address", default="198.19.128.1")
+    parser.add_argument("--service-cidr", default="198.19.0.0/17")
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="serve plain HTTP without authentication (tests and debugging only)")
+    parser.add_argument("--log-level", default="info")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from kubelite.cluster.config import ServerConfig
+    from kubelite.cluster.server import serve_forever
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(data_dir=args.data_dir, datastore=args.datastore, bind_address=args.bind_address,
+                          port=args.port, advertise_address=args.advertise_address,
+                          service_cidr=args.service_cidr, tls=not args.insecure_http)
+    asyncio.run(serve_forever(config))
+    return 0

@@ -1,0 +1,42 @@
+"""Cluster configuration: one frozen dataclass, defaults from the address plan (198.18.0.0/15)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("/var/lib/kubelite")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    datastore: str = ""  # URL; "" means sqlite:///<data_dir>/state.db
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    advertise_address: str = "198.19.128.1"
+    extra_sans: tuple[str, ...] = ()
+    service_cidr: str = "198.19.0.0/17"
+    cluster_cidr: str = "198.18.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    lb_pool: str = "198.19.200.0/24"
+    tls: bool = True
+    compact_interval: float = 300.0
+    compact_retain: int = 10_000  # revisions kept behind the newest for watch resumption
+    controllers: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def datastore_url(self) -> str:
+        return self.datastore or f"sqlite://{self.data_dir / 'state.db'}"
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        import ipaddress
+
+        return str(ipaddress.ip_network(self.service_cidr).network_address + 1)
+
+    @property
+    def dns_service_ip(self) -> str:
+        import ipaddress
+
+        return str(ipaddress.ip_network(self.service_cidr).network_address + 10)

@@ -1,0 +1,116 @@
+"""Start the server components in order: store, PKI, API (and, later, controllers and scheduler).
+
+`ServerRuntime` owns everything it starts and stops it in reverse order; `kubelite server` runs
+one in the foreground, and integration tests run one in-process on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from kubelite.cluster.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerRuntime:
+    config: ServerConfig
+    runner: web.AppRunner | None = None
+    store: Any = None
+    api: Any = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    admin_kubeconfig: Path | None = None
+    url: str = ""
+
+    async def start(self) -> None:
+        from kubelite.api.auth import AllowAuthenticated, Authenticator, TokenFile, auth_middleware
+        from kubelite.api.server import build_api, build_app, compact_forever, ensure_system_objects_task
+        from kubelite.store import open_store
+
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.config.datastore_url)
+        self.api = build_api(self.store, self.config)
+        await ensure_system_objects_task(self.api, self.config)
+        middlewares = []
+        ssl_context = None
+        if self.config.tls:
+            ssl_context = self._prepare_credentials()
+            tokens = TokenFile(self.config.data_dir / "tokens.csv")
+            middlewares.append(auth_middleware(Authenticator(tokens), AllowAuthenticated()))
+        app = build_app(self.api, self.config, middlewares=middlewares)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.bind_address, self.config.port, ssl_context=ssl_context,
+                           reuse_address=True)
+        await site.start()
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://{self.config.bind_address}:{self.config.port}"
+        if self.config.tls:
+            self._write_admin_kubeconfig()
+        self.tasks.append(asyncio.create_task(compact_forever(self.store, self.config), name="compaction"))
+        log.info("API server listening on %s", self.url)
+
+    def _prepare_credentials(self) -> Any:
+        from kubelite.cluster.pki import ensure_pki, server_ssl_context
+
+        ips = [self.config.bind_address, self.config.advertise_address, self.config.kubernetes_service_ip,
+               *[s for s in self.config.extra_sans if _is_ip(s)]]
+        dns = [socket.gethostname(), *[s for s in self.config.extra_sans if not _is_ip(s)]]
+        self.pki = ensure_pki(self.config.data_dir / "pki", ip_sans=[ip for ip in ips if ip != "0.0.0.0"],
+                              dns_sans=dns)
+        return server_ssl_context(self.pki)
+
+    def _write_admin_kubeconfig(self) -> None:
+        from kubelite.cluster.kubeconfig import build_kubeconfig, write_kubeconfig
+
+        host = "127.0.0.1" if self.config.bind_address in ("0.0.0.0", "") else self.config.bind_address
+        config = build_kubeconfig(server=f"https://{host}:{self.config.port}", ca_pem=self.pki.ca_pem(),
+                                  client_cert_pem=self.pki.admin_cert_pem(),
+                                  client_key_pem=self.pki.admin_key_pem())
+        self.admin_kubeconfig = self.config.data_dir / "admin.kubeconfig"
+        write_kubeconfig(self.admin_kubeconfig, config)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.store is not None:
+            await self.store.close()
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def serve_forever(config: ServerConfig) -> None:
+    runtime = ServerRuntime(config)
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
