@@ -8,6 +8,9 @@ import importlib
 import sys
 
 VERBS = {
+    "start": ("kubelite.cli.start", "start a cluster in the background and configure kubectl"),
+    "stop": ("kubelite.cli.stop", "stop the cluster, keeping its state"),
+    "status": ("kubelite.cli.status", "show whether the cluster's daemons run"),
     "server": ("kubelite.cli.server", "run the control plane (API server) in the foreground"),
 }
 

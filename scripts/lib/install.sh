@@ -1,0 +1,30 @@
+# Shared install steps for scripts/quickstart and scripts/test (sourced, not executed).
+
+# Debian packages the runtime and the tests use. Skipped when all are present.
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip ca-certificates)
+
+install_system_packages() {
+  local missing=()
+  for pkg in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ] || ! command -v apt-get >/dev/null; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing system packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  echo "installing system packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+make_venv() {
+  local venv=$1
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "creating virtualenv $venv"
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+}
