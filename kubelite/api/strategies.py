@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING
 
 from kubelite.api.objectmeta import Obj, deep_copy, meta, now_rfc3339
 from kubelite.api.strategy import Strategy
+from kubelite.objects.errors import Forbidden
 from kubelite.objects.registry import ResourceType
 
 if TYPE_CHECKING:
     from kubelite.api.storage import DeleteOptions, ResourceStorage
 
 DEFAULT_POD_GRACE = 30
+UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
@@ -75,6 +77,10 @@ class NamespaceStrategy(Strategy):
         return await super().prepare_update(storage, obj, current, subresource=subresource)
 
     def mark_for_deletion(self, obj: Obj, opts: DeleteOptions) -> Obj | None:
+        name = meta(obj).get("name")
+        if name in UNDELETABLE_NAMESPACES:
+            raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                            details={"name": name, "kind": "namespaces"})
         if not (obj.get("spec") or {}).get("finalizers"):
             return super().mark_for_deletion(obj, opts)
         m = meta(obj)

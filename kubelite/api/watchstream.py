@@ -48,7 +48,7 @@ class WatchStream:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(self.request)
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._stream(response, bookmarks)
         with contextlib.suppress(ConnectionError, RuntimeError):
