@@ -63,6 +63,7 @@ def _schema_warnings(obj: Obj, rt: ResourceType, mode: str) -> list[str]:
         return []
     if mode == "Strict":
         raise BadRequest(prefix + "strict decoding error: " + ", ".join(report.unknown_fields))
+    report.drop_unknown_fields()
     return list(report.unknown_fields) if mode == "Warn" else []
 
 

@@ -65,8 +65,7 @@ def make_filter(rt: ResourceType, query: Query) -> Filter:
 
     label_text, field_text = query.get("labelSelector", ""), query.get("fieldSelector", "")
     labels = selectors.parse_label_selector(label_text)
-    fields = selectors.parse_field_selector(field_text)
-    selectors.validate_field_selector(rt.group_resource, fields)
+    fields = selectors.validate_field_selector(rt.group_resource, selectors.parse_field_selector(field_text))
     only_name = next((value for key, op, value in _requirements(fields)
                       if key == "metadata.name" and op in ("=", "==")), None)
 

@@ -232,6 +232,7 @@ class ResourceStorage:
     async def update(self, namespace: str | None, name: str, obj: Obj, *, subresource: str | None = None,
                      dry_run: bool = False) -> Obj:
         """A PUT: the client's full object, guarded by its resourceVersion when it sends one."""
+        self._check_identity(obj, namespace, name)
         current = await self.get(namespace, name)
         expected = str(meta(obj).get("resourceVersion") or "")
         if expected and expected != meta(current)["resourceVersion"]:

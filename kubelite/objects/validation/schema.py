@@ -33,6 +33,13 @@ class SchemaReport:
 
     unknown_fields: list[str] = field(default_factory=list)
     type_errors: list[str] = field(default_factory=list)
+    # where each unknown field sits: (the map holding it, its key), so callers can drop them
+    unknown_locations: list[tuple[dict[str, Any], str]] = field(default_factory=list, repr=False)
+
+    def drop_unknown_fields(self) -> None:
+        """Remove the unknown fields from the checked object, as Go's non-strict decoder does."""
+        for container, key in self.unknown_locations:
+            container.pop(key, None)
 
     @property
     def ok(self) -> bool:
@@ -65,16 +72,17 @@ def _walk(value: Any, schema: openapi.Schema, ctx: _Ctx, report: SchemaReport) -
     resolved = openapi.resolve(schema)
     types = openapi.types_of(resolved)
     if "object" in types:
-        _object(value, resolved, name, ctx, report)
+        _object(value, resolved, name, go_type(schema), ctx, report)
     elif "array" in types:
         _array(value, resolved, ctx, report)
     elif types:
         _scalar(value, resolved, types, ctx, report)
 
 
-def _object(value: Any, schema: openapi.Schema, name: str | None, ctx: _Ctx, report: SchemaReport) -> None:
+def _object(value: Any, schema: openapi.Schema, name: str | None, gotype: str, ctx: _Ctx,
+            report: SchemaReport) -> None:
     if not isinstance(value, dict):
-        _type_error(report, ctx, _kind(value), go_type(schema))
+        _type_error(report, ctx, _kind(value), gotype)
         return
     props = schema.get("properties")
     extra = schema.get("additionalProperties")
@@ -89,6 +97,7 @@ def _object(value: Any, schema: openapi.Schema, name: str | None, ctx: _Ctx, rep
             _walk(item, extra, _Ctx(strict, ctx.fields, ctx.struct), report)
         else:
             report.unknown_fields.append(f"unknown field {go_quote(strict)}")
+            report.unknown_locations.append((value, key))
 
 
 def _array(value: Any, schema: openapi.Schema, ctx: _Ctx, report: SchemaReport) -> None:
