@@ -35,7 +35,7 @@ def validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = m(obj, "spec")
     errs = _meta(obj, old)
     errs += non_negative("spec.replicas", spec.get("replicas"))
-    errs += _selector_and_template(spec, "ReplicaSet")
+    errs += _selector_and_template(spec)
     errs += _strategy(m(spec, "strategy"), "spec.strategy")
     errs += non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
     errs += non_negative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
@@ -48,7 +48,7 @@ def validate_replica_set(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = _meta(obj, old)
     errs += non_negative("spec.replicas", spec.get("replicas"))
     errs += non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    errs += _selector_and_template(spec, "ReplicaSet")
+    errs += _selector_and_template(spec)
     return errs + _selector_immutable(obj, old)
 
 
@@ -58,7 +58,7 @@ def _meta(obj: Obj, old: Obj | None) -> list[Cause]:
     return validate_object_meta_update(m(obj, "metadata"), m(old, "metadata"))
 
 
-def _selector_and_template(spec: Obj, owner: str) -> list[Cause]:
+def _selector_and_template(spec: Obj) -> list[Cause]:
     selector, errs = spec.get("selector"), []
     if not isinstance(selector, dict):
         errs.append(required("spec.selector"))
@@ -69,10 +69,10 @@ def _selector_and_template(spec: Obj, owner: str) -> list[Cause]:
             errs.append(invalid("spec.selector", selector_struct(selector), "empty selector is invalid for deployment"))
         if sel_errs:
             return errs + [invalid("spec.selector", selector_struct(selector), "invalid label selector")]
-    return errs + _template(spec, selector, owner)
+    return errs + _template(spec, selector)
 
 
-def _template(spec: Obj, selector: Any, owner: str) -> list[Cause]:
+def _template(spec: Obj, selector: Any) -> list[Cause]:
     template, errs = m(spec, "template"), []
     labels = as_str_map(m(template, "metadata").get("labels"))
     empty = isinstance(selector, dict) and not as_map(selector.get("matchLabels")) and \
@@ -87,8 +87,9 @@ def _template(spec: Obj, selector: Any, owner: str) -> list[Cause]:
     if policy != "Always":
         errs.append(not_supported("spec.template.spec.restartPolicy", policy or "", ("Always",)))
     if m(template, "spec").get("activeDeadlineSeconds") is not None:
+        # upstream validates deployment templates as replica set templates, message included
         errs.append(forbidden("spec.template.spec.activeDeadlineSeconds",
-                              f"activeDeadlineSeconds in {owner} is not Supported"))
+                              "activeDeadlineSeconds in ReplicaSet is not Supported"))
     return errs
 
 

@@ -5,7 +5,7 @@ errors use the core names, as upstream reports them."""
 from __future__ import annotations
 
 from kubelite.objects.errors import Cause
-from kubelite.objects.validation.access import Obj, as_str, m
+from kubelite.objects.validation.access import Obj, as_int, as_str, m
 from kubelite.objects.validation.fielderr import immutable, invalid, invalid_each, required
 from kubelite.objects.validation.formats import is_dns1123_subdomain, is_qualified_name
 from kubelite.objects.validation.meta import (
@@ -56,7 +56,7 @@ def _series(event: Obj) -> list[Cause]:
     series = event.get("series")
     if not isinstance(series, dict):
         return []
-    errs = [] if (series.get("count") or 0) >= 2 else [invalid("series.count", "", "should be at least 2")]
+    errs = [] if (as_int(series.get("count")) or 0) >= 2 else [invalid("series.count", "", "should be at least 2")]
     return errs + ([] if series.get("lastObservedTime") else [required("series.lastObservedTime")])
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubelite.objects.errors import Cause
 from kubelite.objects.validation import formats as fmt
-from kubelite.objects.validation.access import Obj, as_int, as_list, as_map, as_str, m, maps
+from kubelite.objects.validation.access import Obj, as_int, as_list, as_str, m, maps
 from kubelite.objects.validation.container import (
     validate_container_common,
     validate_containers,
@@ -17,6 +17,7 @@ from kubelite.objects.validation.fielderr import (
     child,
     duplicate,
     forbidden,
+    go_json,
     index,
     invalid,
     invalid_each,
@@ -291,6 +292,7 @@ def validate_pod_spec_update(new: Obj, old: Obj) -> list[Cause]:
         return errs
     errs += _only_added_tolerations(maps(new.get("tolerations")), maps(old.get("tolerations")))
     errs += _only_deleted_gates(new, old)
+    new, old = semantic(new), semantic(old)
     if new == old:
         return errs
     munged = _munge(new, old)
@@ -359,6 +361,15 @@ def _munge(new: Obj, old: Obj) -> Obj:
     return munged
 
 
+def semantic(value: Any) -> Any:
+    """A value as upstream's semantic equality sees it: nulls and empty lists are the same as unset."""
+    if isinstance(value, dict):
+        return {k: semantic(v) for k, v in value.items() if v is not None and v != []}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def _set(obj: Obj, key: str, value: Any) -> None:
     if value is None:
         obj.pop(key, None)
@@ -366,9 +377,9 @@ def _set(obj: Obj, key: str, value: Any) -> None:
         obj[key] = copy.deepcopy(value)
 
 
-def spec_diff(old: Any, new: Any, path: str = "") -> str:
+def spec_diff(old: Any, new: Any) -> str:
     """A readable diff of two specs (upstream prints a go-cmp diff of its internal types)."""
-    lines = ["  core.PodSpec{"] + [f"  \t{line}" for line in _diff_lines(old, new, path)] + ["  }"]
+    lines = ["  core.PodSpec{"] + [f"  \t{line}" for line in _diff_lines(old, new, "")] + ["  }"]
     return "\n".join(lines) + "\n"
 
 
@@ -389,8 +400,6 @@ def _diff_lines(old: Any, new: Any, path: str) -> list[str]:
 
 
 def _show(value: Any) -> str:
-    from kubelite.objects.validation.fielderr import go_json
-
     return "nil" if value is None else go_json(value)
 
 
@@ -403,7 +412,3 @@ def binding_target(binding: Obj) -> list[Cause]:
     if not as_str(target.get("name")):
         errs.append(required("target.name"))
     return errs
-
-
-def is_pod_spec_map(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(as_map(value).get("containers"), list)
