@@ -58,7 +58,7 @@ def _schema_warnings(obj: Obj, rt: ResourceType, mode: str) -> list[str]:
     report = check_schema(rt, obj)
     prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
     if report.type_errors:
-        raise BadRequest(prefix + "; ".join(report.type_errors))
+        raise BadRequest(prefix + report.type_errors[0])  # Go's decoder stops at the first
     if not report.unknown_fields:
         return []
     if mode == "Strict":

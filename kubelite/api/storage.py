@@ -201,8 +201,9 @@ class ResourceStorage:
         await self.strategy.prepare_create(obj)
         await self.strategy.admit_create(self, obj)
         name = str(meta(obj)["name"])
+        await self._check_absent(namespace, name)  # before reserving anything for it
         if dry_run:
-            await self._check_absent(namespace, name)
+            await self.strategy.allocate(self, obj, dry_run=True)
             return obj
         reserved = await self.strategy.allocate(self, obj, dry_run=False)
         try:
