@@ -81,15 +81,15 @@ def _scale() -> Subresource:
 
 
 _POD_STREAMS = tuple(
-    Subresource(name, kind, verbs=verbs)
-    for name, kind, verbs in (
-        ("attach", "PodAttachOptions", ("create", "get")),
-        ("binding", "Binding", ("create",)),
-        ("eviction", "Eviction", ("create",)),
-        ("exec", "PodExecOptions", ("create", "get")),
-        ("log", "Pod", ("get",)),
-        ("portforward", "PodPortForwardOptions", ("create", "get")),
-        ("proxy", "PodProxyOptions", ("create", "delete", "get", "patch", "update")),
+    Subresource(name, kind, group, verbs=verbs)
+    for name, kind, group, verbs in (
+        ("attach", "PodAttachOptions", "", ("create", "get")),
+        ("binding", "Binding", "", ("create",)),
+        ("eviction", "Eviction", "policy", ("create",)),
+        ("exec", "PodExecOptions", "", ("create", "get")),
+        ("log", "Pod", "", ("get",)),
+        ("portforward", "PodPortForwardOptions", "", ("create", "get")),
+        ("proxy", "PodProxyOptions", "", ("create", "delete", "get", "patch", "update")),
     )
 )
 
