@@ -16,7 +16,6 @@ import os
 import signal
 import sqlite3
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
