@@ -14,7 +14,9 @@ Object lifecycle rules implemented here, as upstream:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,7 @@ from kubelite.store.interface import (
     StoreError,
 )
 
+TOO_LARGE_RV_WAIT = 3.0
 STALE = "the object has been modified; please apply your changes to the latest version and try again"
 MAX_CONFLICT_RETRIES = 8
 
@@ -123,6 +126,9 @@ class ResourceStorage:
         return self.decode(kv.value, kv.mod_revision)
 
     async def list(self, namespace: str | None, opts: ListOptions) -> ListPage:
+        rv = opts.resource_version
+        if rv not in ("", "0") and opts.resource_version_match != "Exact" and not opts.continue_token:
+            await self._wait_for_revision(_parse_rv(rv))
         start_after, revision = self._list_start(opts)
         prefix = self.prefix(namespace)
         if opts.only_name is not None and (namespace or not self.rt.namespaced) and not opts.continue_token:
@@ -164,6 +170,15 @@ class ResourceStorage:
 
     async def current_revision(self) -> int:
         return await self.store.current_revision()
+
+    async def _wait_for_revision(self, wanted: int) -> None:
+        """NotOlderThan semantics: a list may not reflect a state older than `wanted`; wait a
+        little for this server to catch up, as upstream does, then refuse."""
+        deadline = time.monotonic() + TOO_LARGE_RV_WAIT
+        while (current := await self.store.current_revision()) < wanted:
+            if time.monotonic() > deadline:
+                raise _too_large(f"{wanted}, current: {current}")
+            await asyncio.sleep(0.05)
 
     # ----- watch -----------------------------------------------------------------------------
 
@@ -370,4 +385,6 @@ def _expired(compact_revision: int) -> StatusError:
 
 
 def _too_large(message: str) -> StatusError:
-    return Timeout(f"Too large resource version: {message}")
+    return Timeout(f"Too large resource version: {message}",
+                   details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                            "retryAfterSeconds": 1})
