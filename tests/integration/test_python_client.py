@@ -161,3 +161,45 @@ def test_namespace_lifecycle(api_client: Any) -> None:
     with pytest.raises(ApiException) as info:
         core.delete_namespace("default")
     assert info.value.status == 403
+
+
+def test_delete_preconditions(api_client: Any, ns: str) -> None:
+    core = client.CoreV1Api(api_client)
+    cm = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="pre")))
+    wrong = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="00000000-0000-0000-0000-000000000000"))
+    with pytest.raises(ApiException) as info:
+        core.delete_namespaced_config_map("pre", ns, body=wrong)
+    assert info.value.status == 409 and "Precondition failed: UID" in info.value.body
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version="1"))
+    with pytest.raises(ApiException) as info:
+        core.delete_namespaced_config_map("pre", ns, body=stale)
+    assert info.value.status == 409 and "ResourceVersion" in info.value.body
+    right = client.V1DeleteOptions(preconditions=client.V1Preconditions(
+        uid=cm.metadata.uid, resource_version=cm.metadata.resource_version))
+    core.delete_namespaced_config_map("pre", ns, body=right)
+    assert core.list_namespaced_config_map(ns, field_selector="metadata.name=pre").items == []
+
+
+def test_service_allocations_are_unique_and_released(api_client: Any, ns: str) -> None:
+    core = client.CoreV1Api(api_client)
+
+    def nodeport(name: str, port: int | None = None) -> client.V1Service:
+        return client.V1Service(metadata=client.V1ObjectMeta(name=name), spec=client.V1ServiceSpec(
+            type="NodePort", ports=[client.V1ServicePort(port=80, node_port=port)]))
+
+    made = [core.create_namespaced_service(ns, nodeport(f"s{i}")) for i in range(5)]
+    ips = {s.spec.cluster_ip for s in made}
+    ports = {s.spec.ports[0].node_port for s in made}
+    assert len(ips) == 5 and len(ports) == 5 and all(30000 <= p <= 32767 for p in ports)
+    taken = made[0].spec.ports[0].node_port
+    with pytest.raises(ApiException) as info:
+        core.create_namespaced_service(ns, nodeport("clash", taken))
+    assert info.value.status == 422 and "provided port is already allocated" in info.value.body
+    core.delete_namespaced_service("s0", ns)
+    reused = core.create_namespaced_service(ns, nodeport("reuse", taken))
+    assert reused.spec.ports[0].node_port == taken
+    with pytest.raises(ApiException) as info:
+        core.create_namespaced_service(ns, client.V1Service(
+            metadata=client.V1ObjectMeta(name="ipclash"),
+            spec=client.V1ServiceSpec(cluster_ip=made[1].spec.cluster_ip, ports=[client.V1ServicePort(port=80)])))
+    assert info.value.status == 422 and "provided IP is already allocated" in info.value.body
