@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ class UserInfo:
 
 
 ANONYMOUS = UserInfo(ANONYMOUS_USER, "", (UNAUTHENTICATED_GROUP,))
+INTERNAL_USER = UserInfo("system:kubelite-server", "", ("system:masters",))
 
 
 def new_token() -> str:
@@ -186,6 +188,8 @@ class Authenticator:
 
     def authenticate_strict(self, request: web.Request) -> UserInfo | None:
         """Like `authenticate`, but raises AuthenticationFailed for bad credentials (None = none sent)."""
+        if _via_unix_socket(request):
+            return INTERNAL_USER.with_authenticated_group()
         user = user_from_peercert(_peercert(request))
         if user is None:
             user = self._from_bearer(request.headers.get("Authorization"))
@@ -216,6 +220,16 @@ def user_from_peercert(cert: Mapping[str, Any] | None) -> UserInfo | None:
             elif key == "organizationName":
                 groups.append(value)
     return UserInfo(name, "", tuple(groups)) if name else None
+
+
+def _via_unix_socket(request: web.Request) -> bool:
+    """The server's own Unix socket (mode 0600, in the data dir): only root and the server reach it,
+    so it carries the in-process components' identity, like kube-apiserver's loopback client."""
+    transport = request.transport
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    return sock is not None and getattr(sock, "family", None) == socket.AF_UNIX
 
 
 def _peercert(request: web.Request) -> Mapping[str, Any] | None:

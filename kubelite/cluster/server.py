@@ -29,6 +29,7 @@ class ServerRuntime:
     api: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     admin_kubeconfig: Path | None = None
+    socket_path: Path | None = None
     url: str = ""
 
     async def start(self) -> None:
@@ -52,6 +53,11 @@ class ServerRuntime:
         site = web.TCPSite(self.runner, self.config.bind_address, self.config.port, ssl_context=ssl_context,
                            reuse_address=True)
         await site.start()
+        self.socket_path = self.config.data_dir / "run" / "api.sock"
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.socket_path.unlink(missing_ok=True)
+        await web.UnixSite(self.runner, str(self.socket_path)).start()
+        self.socket_path.chmod(0o600)
         scheme = "https" if ssl_context else "http"
         self.url = f"{scheme}://{self.config.bind_address}:{self.config.port}"
         if self.config.tls:
