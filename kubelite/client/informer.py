@@ -10,6 +10,7 @@ quick and never block: controllers only enqueue keys in them.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 from collections.abc import Callable
@@ -81,7 +82,7 @@ class Informer:
     def list(self) -> list[Obj]:
         return list(self.cache.values())
 
-    def by_index(self, name: str, value: str) -> list[Obj]:
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         keys = self._indexes[name].values.get(value, set())
         return [self.cache[k] for k in sorted(keys) if k in self.cache]
 

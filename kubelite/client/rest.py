@@ -102,7 +102,7 @@ def status_error(code: int, body: bytes) -> errors.StatusError:
         status = {}
     if not isinstance(status, dict):
         status = {}
-    cls = _BY_REASON.get(str(status.get("reason")), None)
+    cls = _BY_REASON.get(str(status.get("reason")))
     if cls is None:
         cls = next((c for c in _BY_REASON.values() if c.code == code), errors.InternalError)
     message = status.get("message") or body.decode(errors="replace")[:500] or f"HTTP {code}"
