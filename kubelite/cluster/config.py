@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("/var/lib/kubelite")
@@ -23,7 +23,11 @@ class ServerConfig:
     tls: bool = True
     compact_interval: float = 300.0
     compact_retain: int = 10_000  # revisions kept behind the newest for watch resumption
-    controllers: tuple[str, ...] = field(default_factory=tuple)
+    controllers: str = "*"  # kube-controller-manager style: "*", names, "-name"; "" runs none
+    scheduler: bool = True
+    node_monitor_grace_period: float = 40.0
+    leader_elect: bool = True
+    identity: str = ""  # this server's name in leader elections; hostname + pid when empty
 
     @property
     def datastore_url(self) -> str:

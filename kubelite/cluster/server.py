@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ class ServerRuntime:
     admin_kubeconfig: Path | None = None
     socket_path: Path | None = None
     url: str = ""
+    internal_client: Any = None
+    electors: list[Any] = field(default_factory=list)
 
     async def start(self) -> None:
         from kubelite.api.auth import AllowAuthenticated, Authenticator, TokenFile, auth_middleware
@@ -64,6 +67,37 @@ class ServerRuntime:
             self._write_admin_kubeconfig()
         self.tasks.append(asyncio.create_task(compact_forever(self.store, self.config), name="compaction"))
         log.info("API server listening on %s", self.url)
+        self._start_control_loops()
+
+    def _start_control_loops(self) -> None:
+        """Controllers and scheduler, each under its own leader lease, talking to the API through
+        the internal Unix socket as any other client would."""
+        from kubelite.client import Client, Connection
+
+        assert self.socket_path is not None
+        self.internal_client = Client(Connection.unix(self.socket_path), user_agent="kubelite-server")
+        if self.config.controllers:
+            from kubelite.controllers.manager import ControllerManager, enabled_controllers
+
+            manager = ControllerManager(self.internal_client, enabled_controllers(self.config.controllers),
+                                        options=self.config)
+            self._lead("kube-controller-manager", manager.run)
+        if self.config.scheduler:
+            from kubelite.scheduler import Scheduler  # type: ignore[attr-defined]  # lands with the scheduler
+
+            scheduler = Scheduler(self.internal_client, options=self.config)
+            self._lead("kube-scheduler", scheduler.run)
+
+    def _lead(self, name: str, work: Any) -> None:
+        from kubelite.client.leader import LeaderElector
+
+        if not self.config.leader_elect:
+            self.tasks.append(asyncio.create_task(work(), name=name))
+            return
+        identity = self.config.identity or f"{socket.gethostname()}_{os.getpid()}"
+        elector = LeaderElector(self.internal_client, name, identity)
+        self.electors.append(elector)
+        self.tasks.append(asyncio.create_task(elector.run(work), name=f"leader:{name}"))
 
     def _prepare_credentials(self) -> Any:
         from kubelite.cluster.pki import ensure_pki, server_ssl_context
@@ -86,6 +120,9 @@ class ServerRuntime:
         write_kubeconfig(self.admin_kubeconfig, config)
 
     async def stop(self) -> None:
+        for elector in self.electors:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(elector.release(), 2)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -93,6 +130,8 @@ class ServerRuntime:
                 await task
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.internal_client is not None:
+            await self.internal_client.close()
         if self.store is not None:
             await self.store.close()
 

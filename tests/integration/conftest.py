@@ -33,9 +33,10 @@ def free_port() -> int:
 class ServerThread:
     """Runs a ServerRuntime on its own event loop so tests can block on subprocesses freely."""
 
-    def __init__(self, data_dir: Path, *, tls: bool = True, datastore: str = "") -> None:
+    def __init__(self, data_dir: Path, *, tls: bool = True, datastore: str = "", controllers: str = "",
+                 scheduler: bool = False) -> None:
         self.config = ServerConfig(data_dir=data_dir, datastore=datastore, port=free_port(), tls=tls,
-                                   advertise_address="127.0.0.1")
+                                   advertise_address="127.0.0.1", controllers=controllers, scheduler=scheduler)
         self.loop = asyncio.new_event_loop()
         self.runtime = ServerRuntime(self.config)
         self.thread = threading.Thread(target=self.loop.run_forever, name="kubelite-server", daemon=True)
