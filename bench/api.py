@@ -95,7 +95,8 @@ class Server:
         self.data_dir, self.port = data_dir, port
         log = (data_dir / "server.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir",
-                                      str(data_dir), "--port", str(port), "--log-level", "warning"],
+                                      str(data_dir), "--port", str(port), "--log-level", "warning",
+                                      "--controllers=", "--no-scheduler"],
                                      stdout=log, stderr=subprocess.STDOUT)
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-cidr", default="198.19.0.0/17")
     parser.add_argument("--insecure-http", action="store_true",
                         help="serve plain HTTP without authentication (tests and debugging only)")
+    parser.add_argument("--controllers", default="*",
+                        help='controllers to run: "*" for all, names, "-name" to exclude; "" for none')
+    parser.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
+    parser.add_argument("--identity", default="", help="name in leader elections (default: host_pid)")
     parser.add_argument("--log-level", default="info")
 
 
@@ -29,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(data_dir=args.data_dir, datastore=args.datastore, bind_address=args.bind_address,
                           port=args.port, advertise_address=args.advertise_address,
-                          service_cidr=args.service_cidr, tls=not args.insecure_http)
+                          service_cidr=args.service_cidr, tls=not args.insecure_http,
+                          controllers=args.controllers, scheduler=not args.no_scheduler, identity=args.identity)
     asyncio.run(serve_forever(config))
     return 0

@@ -33,7 +33,8 @@ class ServerProcess:
     def start(self) -> None:
         log = (self.data_dir / "server.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir",
-                                      str(self.data_dir), "--port", str(self.port), "--log-level", "warning"],
+                                      str(self.data_dir), "--port", str(self.port), "--log-level", "warning",
+                                      "--controllers=", "--no-scheduler"],
                                      stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -320,7 +320,8 @@ class Kubectl:
 @pytest.fixture
 async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
     port = free_port()
-    runtime = ServerRuntime(ServerConfig(data_dir=tmp_path / "data", datastore="memory://", port=port, tls=False))
+    runtime = ServerRuntime(ServerConfig(data_dir=tmp_path / "data", datastore="memory://", port=port, tls=False,
+                                          controllers="", scheduler=False))
     await runtime.start()
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({
