@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kubelite.lib.files import atomic_write
 
 SECTIONS: tuple[str, ...] = ("clusters", "users", "contexts")
 
@@ -47,17 +48,7 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> None:
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config, default_flow_style=False, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, text.encode(), 0o600)
 
 
 def merge_into(path: Path, config: dict[str, Any], *, make_current: bool = True) -> None:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubelite.lib.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -274,22 +274,8 @@ def _load_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, Priva
 
 
 def _write_pair(cert_path: Path, cert_pem: bytes, key_path: Path, key_pem: bytes) -> None:
-    _atomic_write(key_path, key_pem, 0o600)
-    _atomic_write(cert_path, cert_pem, 0o644)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(key_path, key_pem, 0o600)
+    atomic_write(cert_path, cert_pem, 0o644)
 
 
 def _unique(items: Iterable[str]) -> list[str]:
