@@ -18,6 +18,7 @@ class ServerConfig:
     extra_sans: tuple[str, ...] = ()
     service_cidr: str = "198.19.0.0/17"
     cluster_cidr: str = "198.18.0.0/16"
+    node_cidr_mask_size: int = 24  # each node's podCIDR prefix length, carved from cluster_cidr
     node_port_range: tuple[int, int] = (30000, 32767)
     lb_pool: str = "198.19.200.0/24"
     tls: bool = True
