@@ -11,18 +11,27 @@ the callers' futures and publishes the events. So a write is acknowledged only a
 transaction is durable (WAL, synchronous=FULL: it survives `kill -9` and power loss), while many
 concurrent writers share one fsync.
 
+Several processes may share one database file (several servers, as kine allows for k3s): SQLite
+serializes their writers (`BEGIN IMMEDIATE`, waiting up to `busy_timeout` for the write lock), and
+each process's `LogPoller` (kubelite/store/sqlite_poll.py) publishes every committed row, from any
+process, to that process's watchers in id order. Options ride on the path as a query string:
+`sqlite:///shared/state.db?poll_interval=0.05&busy_timeout=30` (seconds).
+
 `memory://` is the same code on an in-memory database, so tests exercise the real engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from kubelite.store.interface import (
     Compacted,
@@ -36,11 +45,14 @@ from kubelite.store.interface import (
     StoreError,
     prefix_end,
 )
+from kubelite.store.sqlite_poll import COLUMNS as ROW
+from kubelite.store.sqlite_poll import LogPoller, compact_revision, read_events
+from kubelite.store.sqlite_poll import row_kv as _kv
 from kubelite.store.watch import WatchHub
 
 T = TypeVar("T")
 
-SCHEMA = """
+SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS kv (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -49,17 +61,16 @@ CREATE TABLE IF NOT EXISTS kv (
     create_revision INTEGER NOT NULL,
     prev_revision INTEGER NOT NULL,
     value BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS kv_name_id ON kv (name, id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS kv_name_id ON kv (name, id)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
 
-ROW = "id, name, created, deleted, create_revision, prev_revision, value"
 MAX_BATCH = 256
-
-
-def _kv(row: tuple[Any, ...]) -> KeyValue:
-    return KeyValue(key=row[1], value=bytes(row[6]), create_revision=row[4], mod_revision=row[0])
+DEFAULT_POLL_INTERVAL = 0.05  # seconds: how soon another process's writes reach this one's watchers
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process to release the write lock
+BUSY_RETRY = 0.0005  # seconds between attempts to take a lock another process holds
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
 
 
 class _Job:
@@ -72,11 +83,19 @@ class _Job:
 
 
 class SqliteStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, poll_interval: float | None = None,
+                 busy_timeout: float | None = None) -> None:
+        path, _, query = path.partition("?")
+        options = dict(parse_qsl(query))
         self._path = path
+        memory = path == ":memory:"
+        self._poll_interval = None if memory else float(
+            poll_interval or options.get("poll_interval") or DEFAULT_POLL_INTERVAL)
+        self._busy_timeout = float(busy_timeout or options.get("busy_timeout") or DEFAULT_BUSY_TIMEOUT)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._hub = WatchHub()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: LogPoller | None = None
         self._thread = threading.Thread(target=self._run, name=f"sqlite:{path}", daemon=True)
         self._ready: Future[None] = Future()
         self._thread.start()
@@ -85,25 +104,76 @@ class SqliteStore:
     # ----- the database thread -------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
+        # Opening waits in SQLite's busy handler (another process may be switching to WAL or
+        # creating the schema); afterwards `_retry_busy` does the waiting (see there for why).
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                               timeout=self._busy_timeout)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error:
+            conn.close()
+            raise
         return conn
 
     def _run(self) -> None:
         try:
             conn = self._connect()
+            self._poller = LogPoller(self._deliver, cursor=_current_revision(conn), interval=self._poll_interval)
         except sqlite3.Error as exc:
             self._ready.set_exception(StoreError(f"cannot open sqlite database {self._path}: {exc}"))
             return
         self._ready.set_result(None)
-        while (job := self._jobs.get()) is not None:
+        poller = self._poller
+        while True:
+            try:
+                job = self._jobs.get(timeout=poller.timeout())
+            except queue.Empty:
+                poller.poll_if_changed(conn)
+                continue
+            if job is None:
+                break
             if job.write:
                 self._run_writes(conn, self._drain_writes(job))
             else:
                 self._run_read(conn, job)
+            if poller.due():  # a steady stream of jobs must not starve other processes' events
+                poller.poll_if_changed(conn)
         conn.close()
+
+    def _deliver(self, events: list[Event], lost: bool) -> None:
+        """Hand events to the watchers on the event loop, in the order the poller found them."""
+        loop = self._loop
+        if loop is None:
+            return  # nobody can be watching before the store was first used from a loop
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody left to tell
+            if lost:
+                loop.call_soon_threadsafe(self._hub.drop_all)
+            if events:
+                loop.call_soon_threadsafe(self._hub.publish, events)
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+    def _retry_busy(self, fn: Callable[[], T]) -> T:
+        """Run `fn`, retrying while another process holds the lock, for up to busy_timeout.
+
+        SQLite's own busy handler sleeps in growing steps (up to 100 ms), while a writer in another
+        process releases the lock for microseconds between its transactions: that starves the
+        waiter (seen: 750 ms for one write under load). Short fixed sleeps keep waits fair."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(BUSY_RETRY)
 
     def _drain_writes(self, first: _Job) -> list[_Job]:
         batch = [first]
@@ -120,14 +190,14 @@ class SqliteStore:
 
     def _run_read(self, conn: sqlite3.Connection, job: _Job) -> None:
         try:
-            job.future.set_result(job.fn(conn))
+            job.future.set_result(self._retry_busy(lambda: job.fn(conn)))
         except Exception as exc:  # delivered to the awaiting caller
             job.future.set_exception(_wrap(exc))
 
     def _run_writes(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(conn)
             for job in batch:
                 conn.execute("SAVEPOINT w")
                 try:
@@ -144,9 +214,9 @@ class SqliteStore:
             for job in batch:
                 job.future.set_exception(StoreError(f"sqlite write failed: {exc}"))
             return
-        events = [r for _, ok, r in outcomes if ok and isinstance(r, Event)]
-        if events and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._hub.publish, events)
+        assert self._poller is not None
+        # Published before the futures resolve, so a writer's own watch has its event first.
+        self._poller.committed(conn, [r for _, ok, r in outcomes if ok and isinstance(r, Event)])
         for job, ok, result in outcomes:
             (job.future.set_result if ok else job.future.set_exception)(result)
 
@@ -166,7 +236,7 @@ class SqliteStore:
         return await self._call(_current_revision)
 
     async def compact_revision(self) -> int:
-        return await self._call(_compact_revision)
+        return await self._call(compact_revision)
 
     async def count(self, prefix: str) -> int:
         def run(c: sqlite3.Connection) -> int:
@@ -218,7 +288,11 @@ class SqliteStore:
         return event.prev or event.kv
 
     async def compact(self, revision: int) -> None:
-        await self._call(lambda c: _compact(c, revision), write=True)
+        def run(c: sqlite3.Connection) -> None:
+            # Never compact rows this process has not published yet: its watchers still need them.
+            assert self._poller is not None
+            _compact(c, min(revision, self._poller.cursor))
+        await self._call(run, write=True)
 
     # ----- watch ---------------------------------------------------------------------------
 
@@ -229,9 +303,13 @@ class SqliteStore:
             compacted = await self.compact_revision()
             if start_revision < compacted:
                 raise Compacted(compacted)
+        else:
+            # "From now" is the revision the database is at now, which may include other processes'
+            # writes the poller has not published yet: those come from history, not lost.
+            start_revision = await self.current_revision()
 
         async def history(after: int) -> list[Event]:
-            return await self._call(lambda c: _history(c, prefix, after))
+            return await self._call(lambda c: read_events(c, after=after, prefix=prefix))
 
         async for event in self._hub.watch(prefix, start_revision, history):
             yield event
@@ -240,6 +318,13 @@ class SqliteStore:
         self._hub.close()
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _wrap(exc: Exception) -> Exception:
@@ -271,17 +356,12 @@ def _current_revision(c: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _compact_revision(c: sqlite3.Connection) -> int:
-    row = c.execute("SELECT value FROM meta WHERE key = 'compact_revision'").fetchone()
-    return int(row[0]) if row else 0
-
-
 def _list(c: sqlite3.Connection, prefix: str, limit: int, start_after: str, revision: int) -> ListResult:
     current = _current_revision(c)
     if revision > current:
         raise FutureRevision(f"revision {revision} is in the future (current {current})")
-    if revision and revision < _compact_revision(c):
-        raise Compacted(_compact_revision(c))
+    if revision and revision < (compacted := compact_revision(c)):
+        raise Compacted(compacted)
     at = revision or current
     low = max(prefix, start_after + "\x00") if start_after else prefix
     sql = (f"SELECT {ROW} FROM kv WHERE id IN (SELECT MAX(id) FROM kv WHERE name >= ? AND name < ?"
@@ -295,20 +375,6 @@ def _list(c: sqlite3.Connection, prefix: str, limit: int, start_after: str, revi
     return ListResult([_kv(r) for r in (rows[:limit] if more else rows)], at, more)
 
 
-def _history(c: sqlite3.Connection, prefix: str, after: int) -> list[Event]:
-    rows = c.execute(f"SELECT {ROW} FROM kv WHERE id > ? AND name >= ? AND name < ? ORDER BY id",
-                     (after, prefix, prefix_end(prefix))).fetchall()
-    return [_event(c, row) for row in rows]
-
-
-def _event(c: sqlite3.Connection, row: tuple[Any, ...]) -> Event:
-    prev = None
-    if row[5]:
-        prev_row = c.execute(f"SELECT {ROW} FROM kv WHERE id = ?", (row[5],)).fetchone()
-        prev = _kv(prev_row) if prev_row else None
-    return Event("DELETE" if row[3] else "PUT", _kv(row), prev, created=bool(row[2]))
-
-
 def _compact(c: sqlite3.Connection, revision: int) -> None:
     """Drop history at or below `revision`, keeping each key's state as of that revision.
 
@@ -317,7 +383,7 @@ def _compact(c: sqlite3.Connection, revision: int) -> None:
     row of a key at or below `revision` stays, because a later row's prev_revision points at it.
     """
     revision = min(revision, _current_revision(c))
-    if revision <= _compact_revision(c):
+    if revision <= compact_revision(c):
         return
     c.execute("DELETE FROM kv WHERE id <= ? AND id < (SELECT MAX(k2.id) FROM kv k2"
               " WHERE k2.name = kv.name AND k2.id <= ?)", (revision, revision))

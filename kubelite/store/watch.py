@@ -8,6 +8,11 @@ never stall writers or other watchers.
 Replaying history and switching to live events without a gap or a duplicate: the watcher is
 registered *before* history is read, and live events at or below the last replayed revision are
 skipped.
+
+Several processes may share one database (kubelite/store/sqlite_poll.py): their events arrive through
+`publish` like local ones. When a backend can no longer guarantee a gap-free stream (another
+process compacted history this one had not published yet), `drop_all` ends every watch with
+`WatcherOverflow`, the same signal as a slow reader: the client re-lists.
 """
 
 from __future__ import annotations
@@ -33,10 +38,16 @@ class _Watcher:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.overflowed = True
-            # Make room for the wake-up marker so the reader notices promptly.
+            self.drop()
+
+    def drop(self) -> None:
+        if self.overflowed:
+            return
+        self.overflowed = True
+        # Whatever is queued can no longer be trusted to be complete: only the marker stays.
+        while not self.queue.empty():
             self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        self.queue.put_nowait(None)
 
 
 class WatchHub:
@@ -50,6 +61,10 @@ class WatchHub:
             for event in events:
                 if event.kv.key.startswith(watcher.prefix):
                     watcher.offer(event)
+
+    def drop_all(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.drop()
 
     def close(self) -> None:
         self.closed = True
