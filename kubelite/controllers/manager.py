@@ -23,6 +23,7 @@ CONTROLLERS: dict[str, str] = {
     "endpoints": "kubelite.controllers.endpoints:EndpointsController",
     "endpointslice": "kubelite.controllers.endpointslice:EndpointSliceController",
     "namespace": "kubelite.controllers.namespace:NamespaceController",
+    "nodeipam": "kubelite.controllers.nodeipam:NodeIpamController",
     "nodelifecycle": "kubelite.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "kubelite.controllers.serviceaccount:ServiceAccountController",
     "loadbalancer": "kubelite.controllers.loadbalancer:LoadBalancerController",
