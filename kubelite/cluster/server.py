@@ -83,7 +83,7 @@ class ServerRuntime:
                                         options=self.config)
             self._lead("kube-controller-manager", manager.run)
         if self.config.scheduler:
-            from kubelite.scheduler import Scheduler  # type: ignore[attr-defined]  # lands with the scheduler
+            from kubelite.scheduler import Scheduler
 
             scheduler = Scheduler(self.internal_client, options=self.config)
             self._lead("kube-scheduler", scheduler.run)
@@ -95,7 +95,10 @@ class ServerRuntime:
             self.tasks.append(asyncio.create_task(work(), name=name))
             return
         identity = self.config.identity or f"{socket.gethostname()}_{os.getpid()}"
-        elector = LeaderElector(self.internal_client, name, identity)
+        elector = LeaderElector(self.internal_client, name, identity,
+                                lease_duration=self.config.leader_lease_duration,
+                                renew_deadline=self.config.leader_renew_deadline,
+                                retry_period=self.config.leader_retry_period)
         self.electors.append(elector)
         self.tasks.append(asyncio.create_task(elector.run(work), name=f"leader:{name}"))
 
