@@ -65,6 +65,8 @@ class ServiceStrategy(Strategy):
 
     async def prepare_update(self, storage: ResourceStorage, obj: Obj, current: Obj, *,
                              subresource: str | None) -> Obj:
+        if subresource is None:
+            drop_type_dependent_fields(obj.setdefault("spec", {}), current.get("spec") or {})
         obj = await super().prepare_update(storage, obj, current, subresource=subresource)
         if subresource is None:
             spec, old = obj.setdefault("spec", {}), current.get("spec") or {}
@@ -162,6 +164,32 @@ class ServiceStrategy(Strategy):
     def _invalid(self, obj: Obj, field: str, value: object, why: str) -> Exception:
         cause = Cause("FieldValueInvalid", f"Invalid value: {value!r}: {why}".replace("'", '"'), field)
         return invalid("Service", str(meta(obj).get("name") or ""), [cause])
+
+
+def drop_type_dependent_fields(spec: Obj, old: Obj) -> None:
+    """A type change drops the fields only the old type used, when the client left them as they
+    were (upstream's dropTypeDependentFields), so `kubectl patch svc -p '{"spec":{"type":"ClusterIP"}}'`
+    on a LoadBalancer Service just works."""
+    new_type, old_type = spec.get("type", "ClusterIP"), old.get("type", "ClusterIP")
+    if new_type == old_type:
+        return
+    if new_type not in NODE_PORT_TYPES:
+        old_ports = {(p.get("port"), p.get("protocol")): p.get("nodePort") for p in old.get("ports") or []}
+        for port in spec.get("ports") or []:
+            if port.get("nodePort") and port.get("nodePort") == old_ports.get((port.get("port"), port.get("protocol"))):
+                del port["nodePort"]
+        _drop_if_unchanged(spec, old, "externalTrafficPolicy", "healthCheckNodePort")
+    if new_type != "LoadBalancer":
+        _drop_if_unchanged(spec, old, "allocateLoadBalancerNodePorts", "loadBalancerClass", "loadBalancerIP",
+                           "loadBalancerSourceRanges")
+    if new_type == "ExternalName":
+        _drop_if_unchanged(spec, old, "clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
+
+
+def _drop_if_unchanged(spec: Obj, old: Obj, *fields: str) -> None:
+    for name in fields:
+        if name in spec and spec[name] == old.get(name):
+            del spec[name]
 
 
 def _full(what: str, pool: str) -> Exception:

@@ -203,3 +203,20 @@ def test_service_allocations_are_unique_and_released(api_client: Any, ns: str) -
             metadata=client.V1ObjectMeta(name="ipclash"),
             spec=client.V1ServiceSpec(cluster_ip=made[1].spec.cluster_ip, ports=[client.V1ServicePort(port=80)])))
     assert info.value.status == 422 and "provided IP is already allocated" in info.value.body
+
+
+def test_service_type_change_drops_and_releases_node_ports(server: Any, api_client: Any, ns: str) -> None:
+    core = client.CoreV1Api(api_client)
+    svc = core.create_namespaced_service(ns, client.V1Service(
+        metadata=client.V1ObjectMeta(name="lb"),
+        spec=client.V1ServiceSpec(type="LoadBalancer", ports=[client.V1ServicePort(port=80)])))
+    node_port = svc.spec.ports[0].node_port
+    server.kubectl("-n", ns, "patch", "svc", "lb", "-p", '{"spec":{"type":"ClusterIP"}}')
+    plain = core.read_namespaced_service("lb", ns)
+    assert plain.spec.type == "ClusterIP" and plain.spec.ports[0].node_port is None
+    assert plain.spec.cluster_ip == svc.spec.cluster_ip
+    assert plain.spec.allocate_load_balancer_node_ports is None
+    again = core.create_namespaced_service(ns, client.V1Service(
+        metadata=client.V1ObjectMeta(name="np"),
+        spec=client.V1ServiceSpec(type="NodePort", ports=[client.V1ServicePort(port=80, node_port=node_port)])))
+    assert again.spec.ports[0].node_port == node_port  # released by the type change
