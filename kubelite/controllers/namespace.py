@@ -234,6 +234,8 @@ class NamespaceController(Controller):
                 await self.client.update(NAMESPACES, finalized(namespace), subresource="finalize")
                 return
             except NotFound:
+                if await self._exists(name, uid):  # the subresource itself is missing: keep retrying
+                    raise
                 return
             except Conflict:
                 try:
@@ -243,6 +245,14 @@ class NamespaceController(Controller):
                 if namespace["metadata"].get("uid") != uid:
                     return
         raise Conflict(f"namespace {name} kept changing while being finalized")
+
+
+    async def _exists(self, name: str, uid: str | None) -> bool:
+        try:
+            current = await self.client.get(NAMESPACES, name)
+        except NotFound:
+            return False
+        return bool(current["metadata"].get("uid") == uid)
 
 
 def _terminating_name(namespace: Obj) -> str | None:
