@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from kubelite.objects.errors import NotFound
 from kubelite.objects.registry import Registry, ResourceType
 
+# /api/v1/namespaces/<name>/status and /finalize address the Namespace itself, not a resource in it
+NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
 
 @dataclass(frozen=True)
 class ResourceRequest:
@@ -41,7 +44,7 @@ def _resolve(registry: Registry, group: str, version: str, rest: list[str], path
     namespace: str | None = None
     # "namespaces/<ns>/<plural>..." addresses a namespaced resource; "namespaces[/<name>[/sub]]"
     # addresses the Namespace objects themselves.
-    if rest[0] == "namespaces" and len(rest) >= 3:
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in NAMESPACE_SUBRESOURCES):
         namespace, rest = rest[1], rest[2:]
     rt = registry.by_path(group, version, rest[0])
     if rt is None:

@@ -310,7 +310,7 @@ class ResourceStorage:
             current = await self.get(namespace, name)
             self._check_preconditions(current, opts)
             marked = self.strategy.mark_for_deletion(deep_copy(current), opts)
-            if opts.dry_run:
+            if opts.dry_run or marked == current:  # dry run, or already marked: nothing to write
                 return (marked or current), marked is None
             rev = int(meta(current)["resourceVersion"])
             key = self.key(namespace, name)
