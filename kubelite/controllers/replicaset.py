@@ -38,6 +38,9 @@ SLOW_START_INITIAL_BATCH = 1
 EXPECTATIONS_TTL = 300.0
 STATUS_UPDATE_RETRIES = 1
 PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
+# shared informers: index names are global, so they carry our prefix (same functions in both controllers)
+NAMESPACE_INDEX = "workloads.kubelite.io/namespace"
+CONTROLLER_UID_INDEX = "workloads.kubelite.io/controller-uid"
 
 
 # ----- pod predicates ----------------------------------------------------------------------------
@@ -409,9 +412,9 @@ class ReplicaSetController(Controller):
         self.expectations = Expectations()
         self.rs_informer = self.informers.informer(REPLICASETS)
         self.pod_informer = self.informers.informer(PODS)
-        self.rs_informer.add_index("namespace", by_namespace)
-        self.rs_informer.add_index("controller-uid", by_controller_uid)
-        self.pod_informer.add_index("namespace", by_namespace)
+        self.rs_informer.add_index(NAMESPACE_INDEX, by_namespace)
+        self.rs_informer.add_index(CONTROLLER_UID_INDEX, by_controller_uid)
+        self.pod_informer.add_index(NAMESPACE_INDEX, by_namespace)
         self.rs_informer.add_handlers(_handlers(on_add=self.enqueue, on_update=self._update_rs, on_delete=self._delete_rs))
         self.pod_informer.add_handlers(_handlers(on_add=self._add_pod, on_update=self._update_pod,
                                                  on_delete=self._delete_pod))
@@ -438,7 +441,7 @@ class ReplicaSetController(Controller):
         if not labels_of(pod):
             return []
         found = []
-        for rs in self.rs_informer.by_index("namespace", str(pod["metadata"].get("namespace") or "")):
+        for rs in self.rs_informer.by_index(NAMESPACE_INDEX, str(pod["metadata"].get("namespace") or "")):
             selector = selector_or_none(rs)
             if selector is not None and not selector.empty and selector.matches(labels_of(pod)):
                 found.append(rs)
@@ -503,7 +506,7 @@ class ReplicaSetController(Controller):
             self.log.warning("replicaset %s has an invalid selector", key)
             return
         namespace, _ = split_key(key)
-        active = [p for p in self.pod_informer.by_index("namespace", namespace or "") if is_pod_active(p)]
+        active = [p for p in self.pod_informer.by_index(NAMESPACE_INDEX, namespace or "") if is_pod_active(p)]
         pods = await self._claimer(rs, selector).claim(active)
         manage_error: Exception | None = None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
@@ -558,8 +561,8 @@ class ReplicaSetController(Controller):
             return []
         seen: dict[str, Obj] = {}
         namespace = str(rs["metadata"].get("namespace") or "")
-        pods = self.pod_informer.by_index("namespace", namespace)
-        for related in self.rs_informer.by_index("controller-uid", str(ref.get("uid"))):
+        pods = self.pod_informer.by_index(NAMESPACE_INDEX, namespace)
+        for related in self.rs_informer.by_index(CONTROLLER_UID_INDEX, str(ref.get("uid"))):
             selector = selector_or_none(related)
             if selector is None or related["metadata"].get("namespace") != namespace:
                 continue

@@ -417,12 +417,18 @@ def test_recreate_scales_old_down_before_creating_new(cluster: Cluster, ns: str)
                     input=deployment_yaml("rec", replicas=2, strategy="  strategy: {type: Recreate}\n"))
     wait_for("2 pods", lambda: len(cluster.pods(ns)) == 2)
     ready_all(cluster, ns)
+    old_pods = {p["metadata"]["name"] for p in cluster.pods(ns)}
     cluster.kubectl("set", "image", "deployment/rec", "app=img:2", "-n", ns)
+    wait_for("new replica set", lambda: any(rs["spec"]["template"]["spec"]["containers"][0]["image"] == "img:2"
+                                            for rs in cluster.rss(ns)))
+    assert new_and_old(cluster, ns, "img:2")[1] == 0
+    assert not old_pods & {p["metadata"]["name"] for p in cluster.pods(ns)}, "old pods gone before the new RS"
     wait_for("new pods", lambda: new_and_old(cluster, ns, "img:2") == (2, 0) and len(cluster.pods(ns)) == 2)
     events = wait_for("events", lambda: (out := cluster.kubectl(
         "get", "events", "-n", ns, "--field-selector", "reason=ScalingReplicaSet", "-o", "json").stdout)
         and len(json.loads(out)["items"]) >= 3 and json.loads(out)["items"])
-    messages = [e["message"] for e in sorted(events, key=lambda e: e["metadata"]["creationTimestamp"])]
+    # one recorder writes them in order; timestamps have whole seconds, resourceVersions do not tie
+    messages = [e["message"] for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))]
     down = next(i for i, m in enumerate(messages) if m.startswith("Scaled down"))
     up = [i for i, m in enumerate(messages) if "from 0 to 2" in m]
     assert down < up[-1], messages
@@ -437,3 +443,47 @@ def test_revision_history_limit_deletes_old_empty_replica_sets(cluster: Cluster,
             rs["spec"]["template"]["spec"]["containers"][0]["image"] == image for rs in cluster.rss(ns)))
     remaining = wait_for("history trimmed", lambda: (r := cluster.rss(ns)) and len(r) == 2 and r)
     assert sorted(revision_of(rs) for rs in remaining) == ["3", "4"]
+
+
+def test_deployment_adopts_a_matching_orphan_replica_set(cluster: Cluster, ns: str) -> None:
+    orphan = """\
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: handmade, labels: {app: adopt}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: adopt, pod-template-hash: manual}}
+  template:
+    metadata: {labels: {app: adopt, pod-template-hash: manual}}
+    spec:
+      containers: [{name: app, image: "img:1"}]
+"""
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=orphan)
+    wait_for("orphan's pod", lambda: len(cluster.pods(ns)) == 1)
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=deployment_yaml("adopt", replicas=2))
+    rs = wait_for("adopted and scaled", lambda: (rs := cluster.api("get", REPLICASETS, "handmade", ns))
+                  and owner_name(rs) == "adopt" and rs["spec"]["replicas"] == 2 and rs)
+    assert revision_of(rs) == "1"
+    assert [r["metadata"]["name"] for r in cluster.rss(ns)] == ["handmade"], "its template is the deployment's"
+    wait_for("2 pods", lambda: len(cluster.pods(ns)) == 2)
+
+
+def test_hash_collision_bumps_collision_count_and_picks_another_name(cluster: Cluster, ns: str) -> None:
+    from kubelite.controllers.deployment.util import compute_hash
+
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=deployment_yaml("coll", replicas=0))
+    wait_for("first rs", lambda: len(cluster.rss(ns)) == 1)
+    template = cluster.deployment(ns, "coll")["spec"]["template"]
+    template["spec"]["containers"][0]["image"] = "img:2"
+    taken = f"coll-{compute_hash(template)}"
+    decoy = replica_set_yaml("decoy", 0).replace("name: decoy", f"name: {taken}")
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=decoy)
+    cluster.kubectl("set", "image", "deployment/coll", "app=img:2", "-n", ns)
+    d = wait_for("collision counted", lambda: (d := cluster.deployment(ns, "coll"))["status"].get(
+        "collisionCount") == 1 and d)
+    new = wait_for("rs under another name", lambda: [
+        rs for rs in cluster.rss(ns) if rs["spec"]["template"]["spec"]["containers"][0]["image"] == "img:2"
+        and owner_name(rs) == "coll"])
+    assert new[0]["metadata"]["name"] == f"coll-{compute_hash(template, 1)}"
+    assert owner_name(cluster.api("get", REPLICASETS, taken, ns)) is None
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] in ("1", "2")

@@ -26,6 +26,8 @@ from kubelite.controllers.deployment.sync import (
     sync_status_only,
 )
 from kubelite.controllers.replicaset import (
+    CONTROLLER_UID_INDEX,
+    NAMESPACE_INDEX,
     Claimer,
     by_controller_uid,
     by_namespace,
@@ -45,8 +47,8 @@ class DeploymentController(Controller):
         self.rs_informer = self.informers.informer(REPLICASETS)
         self.pod_informer = self.informers.informer(PODS)
         for informer in (self.d_informer, self.rs_informer, self.pod_informer):
-            informer.add_index("namespace", by_namespace)
-        self.rs_informer.add_index("controller-uid", by_controller_uid)
+            informer.add_index(NAMESPACE_INDEX, by_namespace)
+        self.rs_informer.add_index(CONTROLLER_UID_INDEX, by_controller_uid)
         self.d_informer.add_handlers(self.enqueue_handlers())
         self.rs_informer.add_handlers(Handlers(on_add=self._add_rs, on_update=self._update_rs,
                                                on_delete=self._delete_rs))
@@ -66,7 +68,7 @@ class DeploymentController(Controller):
         if not labels_of(rs):
             return []
         found = []
-        for d in self.d_informer.by_index("namespace", str(rs["metadata"].get("namespace") or "")):
+        for d in self.d_informer.by_index(NAMESPACE_INDEX, str(rs["metadata"].get("namespace") or "")):
             selector = selector_or_none(d)
             if selector is not None and not selector.empty and selector.matches(labels_of(rs)):
                 found.append(d)
@@ -182,7 +184,7 @@ class DeploymentController(Controller):
             return await self.client.get(DEPLOYMENTS, name, namespace)
 
         claimer = Claimer(d, selector, patch=patch, can_adopt=recheck_owner(get, d))
-        return await claimer.claim(self.rs_informer.by_index("namespace", str(namespace or "")))
+        return await claimer.claim(self.rs_informer.by_index(NAMESPACE_INDEX, str(namespace or "")))
 
     def _pod_map(self, d: Obj, rss: list[Obj]) -> dict[str, list[Obj]]:
         """Pods matching the deployment's selector, by the uid of the claimed RS controlling them."""
@@ -190,7 +192,7 @@ class DeploymentController(Controller):
         pod_map: dict[str, list[Obj]] = {str(rs["metadata"].get("uid")): [] for rs in rss}
         if selector is None:
             return pod_map
-        for pod in self.pod_informer.by_index("namespace", str(d["metadata"].get("namespace") or "")):
+        for pod in self.pod_informer.by_index(NAMESPACE_INDEX, str(d["metadata"].get("namespace") or "")):
             ref = controller_ref(pod)
             if ref is not None and ref.get("uid") in pod_map and selector.matches(labels_of(pod)):
                 pod_map[str(ref["uid"])].append(pod)
