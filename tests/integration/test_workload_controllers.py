@@ -305,8 +305,13 @@ def test_rolling_update_max_surge_one_max_unavailable_zero(cluster: Cluster, ns:
         assert len(pods) <= 4, "maxSurge=1 exceeded"
         assert sum(1 for p in pods if is_ready(p)) >= 3, "maxUnavailable=0 violated"
 
-    steps = drive_rollout(cluster, ns, "img:2", check=check)
-    out, err = status.communicate(timeout=30)
+    try:
+        steps = drive_rollout(cluster, ns, "img:2", check=check)
+        out, err = status.communicate(timeout=30)
+    finally:
+        if status.poll() is None:
+            status.kill()
+            status.communicate()
     elapsed = time.monotonic() - started
     assert status.returncode == 0, err
     assert 'deployment "roll" successfully rolled out' in out
