@@ -51,7 +51,10 @@ class Api:
         if meta(ns).get("deletionTimestamp") or (ns.get("status") or {}).get("phase") == "Terminating":
             raise Forbidden(f'{rt.group_resource} "{name}" is forbidden: unable to create new content in '
                             f'namespace {namespace} because it is being terminated',
-                            details={"name": name, "kind": rt.plural, "group": rt.group})
+                            details={"name": name, "kind": rt.plural, "group": rt.group,
+                                     "causes": [{"reason": "NamespaceTerminating",
+                                                 "message": f"namespace {namespace} is being terminated",
+                                                 "field": "metadata.namespace"}]})
 
 
 def json_response(obj: Any, *, status: int = 200, warnings: list[str] | None = None) -> web.Response:
