@@ -12,6 +12,8 @@ VERBS = {
     "stop": ("kubelite.cli.stop", "stop the cluster, keeping its state"),
     "status": ("kubelite.cli.status", "show whether the cluster's daemons run"),
     "server": ("kubelite.cli.server", "run the control plane (API server) in the foreground"),
+    "agent": ("kubelite.cli.agent", "run a node agent (kubelet) in the foreground"),
+    "hollow-nodes": ("kubelite.cli.hollow", "run many hollow nodes (kubelets with a fake runtime) in one process"),
 }
 
 

@@ -1,0 +1,91 @@
+"""The runtime interface a kubelet drives, modelled on the CRI: a pod sandbox (network namespace
+and addresses) holding containers that are started and stopped one by one.
+
+The kubelet never looks inside a runtime: it asks for a sandbox, starts the pod's containers in
+it, stops them with a grace period and asks for their state, which it turns into pod status.
+`runtime/fake.py` implements it without processes (hollow nodes); a runc-based runtime will
+implement the same Protocol. All methods are idempotent where the CRI's are: starting a container
+that runs, or stopping one that stopped, returns its current state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Obj = dict[str, Any]
+State = Literal["created", "running", "exited"]
+
+
+class SandboxError(Exception):
+    """The sandbox cannot be created now (no pod CIDR yet, addresses exhausted); retried later."""
+
+
+@dataclass(frozen=True)
+class RuntimeVersion:
+    name: str  # "fake", "runc"
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}://{self.version}"
+
+
+@dataclass
+class Sandbox:
+    id: str
+    pod_uid: str
+    ips: tuple[str, ...]
+    created_at: str  # RFC 3339
+    host_network: bool = False
+
+
+@dataclass
+class ContainerState:
+    name: str
+    id: str
+    image: str
+    image_id: str
+    state: State = "created"
+    started_at: str = ""
+    finished_at: str = ""
+    exit_code: int | None = None
+    reason: str = ""
+    restart_count: int = 0
+
+
+@dataclass
+class PodRuntimeStatus:
+    sandbox: Sandbox
+    init_containers: dict[str, ContainerState] = field(default_factory=dict)
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+
+
+class ContainerRuntime(Protocol):
+    def version(self) -> RuntimeVersion: ...
+
+    def readiness(self) -> tuple[bool, bool, str]:
+        """(runtime ready, network ready, message when not)."""
+        ...
+
+    def update_pod_cidr(self, cidr: str) -> None:
+        """The node's podCIDR as the API assigned it (CRI UpdateRuntimeConfig)."""
+        ...
+
+    async def create_sandbox(self, pod: Obj, *, host_ip: str) -> Sandbox:
+        """Create (or return the existing) sandbox of `pod`; raises SandboxError when it cannot yet."""
+        ...
+
+    async def start_container(self, pod_uid: str, container: Obj, *, init: bool = False) -> ContainerState:
+        """Create and start `container` (a pod spec container) in the pod's sandbox. An init
+        container that is not a sidecar runs to completion before this returns."""
+        ...
+
+    async def stop_container(self, pod_uid: str, name: str, *, grace_seconds: int) -> ContainerState:
+        """SIGTERM, then SIGKILL after `grace_seconds`; returns the exited state."""
+        ...
+
+    async def remove_sandbox(self, pod_uid: str) -> None:
+        """Stop whatever still runs, release the sandbox's addresses, forget the pod."""
+        ...
+
+    def pod_status(self, pod_uid: str) -> PodRuntimeStatus | None: ...
