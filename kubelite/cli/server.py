@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='controllers to run: "*" for all, names, "-name" to exclude; "" for none')
     parser.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
     parser.add_argument("--identity", default="", help="name in leader elections (default: host_pid)")
+    parser.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
+    parser.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--log-level", default="info")
 
 
@@ -34,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     config = ServerConfig(data_dir=args.data_dir, datastore=args.datastore, bind_address=args.bind_address,
                           port=args.port, advertise_address=args.advertise_address,
                           service_cidr=args.service_cidr, tls=not args.insecure_http,
-                          controllers=args.controllers, scheduler=not args.no_scheduler, identity=args.identity)
+                          controllers=args.controllers, scheduler=not args.no_scheduler, identity=args.identity,
+                          leader_lease_duration=args.leader_elect_lease_duration,
+                          leader_renew_deadline=args.leader_elect_renew_deadline,
+                          leader_retry_period=args.leader_elect_retry_period)
     asyncio.run(serve_forever(config))
     return 0

@@ -29,6 +29,9 @@ class ServerConfig:
     node_monitor_grace_period: float = 40.0
     leader_elect: bool = True
     identity: str = ""  # this server's name in leader elections; hostname + pid when empty
+    leader_lease_duration: float = 15.0  # seconds (kube-controller-manager's --leader-elect-* defaults)
+    leader_renew_deadline: float = 10.0
+    leader_retry_period: float = 2.0
 
     @property
     def datastore_url(self) -> str:

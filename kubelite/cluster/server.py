@@ -95,7 +95,10 @@ class ServerRuntime:
             self.tasks.append(asyncio.create_task(work(), name=name))
             return
         identity = self.config.identity or f"{socket.gethostname()}_{os.getpid()}"
-        elector = LeaderElector(self.internal_client, name, identity)
+        elector = LeaderElector(self.internal_client, name, identity,
+                                lease_duration=self.config.leader_lease_duration,
+                                renew_deadline=self.config.leader_renew_deadline,
+                                retry_period=self.config.leader_retry_period)
         self.electors.append(elector)
         self.tasks.append(asyncio.create_task(elector.run(work), name=f"leader:{name}"))
 
