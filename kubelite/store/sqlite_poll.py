@@ -20,6 +20,7 @@ watcher is dropped (its client re-lists) instead of silently missing events.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -125,7 +126,8 @@ class LogPoller:
         except sqlite3.Error as exc:
             log.warning("sqlite poll failed, will retry: %s", exc)
             if c.in_transaction:
-                c.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
 
     def _poll_page(self, c: sqlite3.Connection) -> bool:
         c.execute("BEGIN")
