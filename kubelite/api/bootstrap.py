@@ -9,7 +9,7 @@ from kubelite.api.handlers import Api
 from kubelite.api.objectmeta import Obj, meta
 from kubelite.api.storage import ResourceStorage
 from kubelite.cluster.config import ServerConfig
-from kubelite.objects.errors import AlreadyExists
+from kubelite.objects.errors import AlreadyExists, Invalid
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,11 @@ async def ensure_system_objects(api: Api, config: ServerConfig) -> None:
 
 
 async def _create_absent(storage: ResourceStorage, namespace: str | None, obj: Obj) -> None:
+    name = str(meta(obj)["name"])
     try:
         await storage.create(namespace, obj)
-        log.info("created %s %s", storage.rt.kind, meta(obj)["name"])
-    except AlreadyExists:
-        pass
+        log.info("created %s %s", storage.rt.kind, name)
+    except (AlreadyExists, Invalid):
+        # Another server sharing the store may have created it first (its ClusterIP is then taken,
+        # which reads as Invalid): fine if it now exists.
+        await storage.get(namespace, name)

@@ -39,19 +39,28 @@ class LeaderElector:
         self.is_leader = False
 
     async def run(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Forever: acquire the lease, run `work` while renewing, stop it if the lease is lost."""
+        """Forever: acquire the lease, run `work` while renewing, stop it if the lease is lost.
+        Cancelling `run` stops the work first and only then releases the lease, so a successor
+        never overlaps with this process's work (client-go's ReleaseOnCancel)."""
         while True:
             await self._acquire()
             log.info("%s: %s became leader", self.name, self.identity)
             task = asyncio.create_task(work(), name=f"leader:{self.name}")
             try:
                 await self._renew_until_lost(task)
-            finally:
-                self.is_leader = False
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            except asyncio.CancelledError:
+                await self._stop(task)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.shield(asyncio.wait_for(self.release(), 2.0))
+                raise
+            await self._stop(task)
             log.warning("%s: %s lost the lease", self.name, self.identity)
+
+    async def _stop(self, task: asyncio.Task[None]) -> None:
+        self.is_leader = False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
     async def _acquire(self) -> None:
         while not await self._try_acquire_or_renew():
@@ -59,13 +68,20 @@ class LeaderElector:
         self.is_leader = True
 
     async def _renew_until_lost(self, task: asyncio.Task[None]) -> None:
-        last_renewed = time.monotonic()
+        """Renew every retry period; give up at exactly `renew_deadline` after the last success,
+        bounding each attempt by the time left (a hung request must not keep us leading)."""
+        deadline = time.monotonic() + self.renew_deadline
         while not task.done():
-            await asyncio.sleep(self.retry_period)
-            if await self._try_acquire_or_renew():
-                last_renewed = time.monotonic()
-            elif time.monotonic() - last_renewed > self.renew_deadline:
+            await asyncio.sleep(min(self.retry_period, max(0.0, deadline - time.monotonic())))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return
+            try:
+                renewed = await asyncio.wait_for(self._try_acquire_or_renew(), remaining)
+            except TimeoutError:
+                return
+            if renewed:
+                deadline = time.monotonic() + self.renew_deadline
         if task.exception() is not None:
             log.error("%s: leader work failed: %s", self.name, task.exception())
 
@@ -122,8 +138,6 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Give the lease up on a clean shutdown so a successor need not wait it out."""
-        if not self.is_leader:
-            return
         with contextlib.suppress(StatusError, OSError):
             lease = await self.client.get(LEASES, self.name, self.namespace)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:

@@ -123,9 +123,6 @@ class ServerRuntime:
         write_kubeconfig(self.admin_kubeconfig, config)
 
     async def stop(self) -> None:
-        for elector in self.electors:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(elector.release(), 2)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

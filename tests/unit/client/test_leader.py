@@ -80,79 +80,6 @@ async def stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def holder(client: Client, name: str = "test-lock") -> str:
-    lease = await client.get(LEASES, name, "kube-system")
-    return str(lease["spec"].get("holderIdentity") or "")
-
-
-async def test_one_leads_the_other_waits_then_takes_over_when_renewals_stop(client: Client) -> None:
-    seen = Leadership()
-    a, b = elector(client, "a"), elector(client, "b")
-    run_a = asyncio.create_task(a.run(seen.work("a")))
-    await seen.wait_for("a", 5)
-    run_b = asyncio.create_task(b.run(seen.work("b")))
-    try:
-        await asyncio.sleep(LEASE + 2 * RETRY)  # longer than a lease: b still must not lead
-        assert seen.active == {"a"} and a.is_leader and not b.is_leader
-        assert await holder(client) == "a"
-        stopped = time.monotonic()
-        await stop(run_a)  # a's renewals stop; the lease still names it
-        took_over = await seen.wait_for("b", LEASE + RETRY + SLACK + 2)
-        waited = took_over - stopped
-        # b waits until it has seen the same record for a whole lease, counted from a's last renewal
-        assert LEASE - RETRY - 0.1 <= waited <= LEASE + RETRY + SLACK
-        assert await holder(client) == "b"
-        lease = await client.get(LEASES, "test-lock", "kube-system")
-        assert lease["spec"]["leaseTransitions"] == 1
-        assert seen.most == 1
-    finally:
-        await stop(run_a)
-        await stop(run_b)
-
-
-async def test_release_on_clean_shutdown_hands_over_at_once(client: Client) -> None:
-    seen = Leadership()
-    long_lease = 10.0  # far longer than the handover may take
-    # a renews only every 5 s, so no renewal of its own runs while it releases (see the next test)
-    a = LeaderElector(client, "test-lock", "a", lease_duration=long_lease, renew_deadline=6, retry_period=5)
-    b = elector(client, "b", lease=long_lease)
-    run_a = asyncio.create_task(a.run(seen.work("a")))
-    await seen.wait_for("a", 5)
-    run_b = asyncio.create_task(b.run(seen.work("b")))
-    try:
-        await asyncio.sleep(2 * RETRY)
-        released = time.monotonic()
-        await a.release()  # what ServerRuntime.stop does: release, then cancel
-        await stop(run_a)
-        took_over = await seen.wait_for("b", RETRY + SLACK + 1)
-        assert took_over - released <= RETRY + SLACK
-        assert seen.most == 1
-    finally:
-        await stop(run_a)
-        await stop(run_b)
-
-
-@pytest.mark.xfail(strict=True, reason="release() leaves run() renewing and working: either its next"
-                   " renewal takes the empty lease back (the successor waits a whole lease) or the"
-                   " successor starts while this work still runs (client-go releases only after the"
-                   " renew loop and the work have ended)")
-async def test_release_is_not_undone_by_a_renewal_before_shutdown_completes(client: Client) -> None:
-    seen = Leadership()
-    a, b = elector(client, "a", lease=10), elector(client, "b", lease=10)
-    run_a = asyncio.create_task(a.run(seen.work("a")))
-    await seen.wait_for("a", 5)
-    run_b = asyncio.create_task(b.run(seen.work("b")))
-    try:
-        await a.release()
-        await asyncio.sleep(3 * RETRY)  # ServerRuntime.stop releases every elector before cancelling
-        await stop(run_a)
-        await seen.wait_for("b", RETRY + SLACK + 1)
-        assert seen.most == 1  # if b won the empty lease first, a was still working
-    finally:
-        await stop(run_a)
-        await stop(run_b)
-
-
 class Flaky:
     """A client whose requests fail (as if its API server were unreachable) while `down`."""
 
@@ -168,6 +95,60 @@ class Flaky:
                 raise OSError("partitioned")
             return await call(*args, **kwargs)
         return maybe
+
+
+async def holder(client: Client, name: str = "test-lock") -> str:
+    lease = await client.get(LEASES, name, "kube-system")
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+async def test_one_leads_the_other_waits_then_takes_over_when_renewals_stop(client: Client) -> None:
+    seen = Leadership()
+    link = Flaky(client)
+    a, b = elector(link, "a"), elector(client, "b")
+    run_a = asyncio.create_task(a.run(seen.work("a")))
+    await seen.wait_for("a", 5)
+    run_b = asyncio.create_task(b.run(seen.work("b")))
+    try:
+        await asyncio.sleep(LEASE + 2 * RETRY)  # longer than a lease: b still must not lead
+        assert seen.active == {"a"} and a.is_leader and not b.is_leader
+        assert await holder(client) == "a"
+        stopped = time.monotonic()
+        link.down = True  # a's renewals stop (as if it died); the lease still names it
+        took_over = await seen.wait_for("b", LEASE + RETRY + SLACK + 2)
+        waited = took_over - stopped
+        # b waits until it has seen the same record for a whole lease, counted from a's last renewal
+        assert LEASE - RETRY - 0.1 <= waited <= LEASE + RETRY + SLACK
+        assert await holder(client) == "b"
+        lease = await client.get(LEASES, "test-lock", "kube-system")
+        assert lease["spec"]["leaseTransitions"] == 1
+        assert seen.most == 1
+    finally:
+        await stop(run_a)
+        await stop(run_b)
+
+
+async def test_cancel_stops_work_then_releases_so_the_successor_starts_at_once(client: Client) -> None:
+    """A clean shutdown cancels `run`: the work ends first, then the lease is released, so the
+    successor takes over within a retry period and never overlaps (client-go's ReleaseOnCancel)."""
+    seen = Leadership()
+    long_lease = 10.0  # far longer than the handover may take
+    a, b = elector(client, "a", lease=long_lease), elector(client, "b", lease=long_lease)
+    run_a = asyncio.create_task(a.run(seen.work("a")))
+    await seen.wait_for("a", 5)
+    run_b = asyncio.create_task(b.run(seen.work("b")))
+    try:
+        await asyncio.sleep(3 * RETRY)  # a renews a few times meanwhile
+        released = time.monotonic()
+        await stop(run_a)
+        assert "a" not in seen.active
+        took_over = await seen.wait_for("b", RETRY + SLACK + 1)
+        assert took_over - released <= RETRY + SLACK
+        assert seen.most == 1
+        assert await holder(client) == "b"
+    finally:
+        await stop(run_a)
+        await stop(run_b)
 
 
 async def test_never_two_leaders_while_leaders_lose_and_regain_the_api(client: Client) -> None:
@@ -218,9 +199,6 @@ class Hanging(Flaky):
         return maybe
 
 
-@pytest.mark.xfail(strict=True, reason="LeaderElector awaits a renewal without a time limit: a leader whose"
-                   " request hangs keeps its work running past renew_deadline (client-go bounds each"
-                   " renewal attempt by renewDeadline)")
 async def test_leader_whose_renewal_hangs_stops_by_renew_deadline(client: Client) -> None:
     seen = Leadership()
     link = Hanging(client)
