@@ -55,16 +55,11 @@ def run_filters(filters: list[FilterPlugin], pod: PodInfo, node: NodeInfo) -> St
 
 
 def select_host(nodes: list[NodeInfo], totals: list[int], rng: random.Random) -> NodeInfo:
-    """The highest total; among equal totals each is equally likely (reservoir sampling)."""
-    best, best_score, ties = nodes[0], totals[0], 1
-    for node, score in zip(nodes[1:], totals[1:], strict=True):
-        if score > best_score:
-            best, best_score, ties = node, score, 1
-        elif score == best_score:
-            ties += 1
-            if rng.randrange(ties) == 0:
-                best = node
-    return best
+    """The highest total; among equal totals each is equally likely (as upstream's reservoir
+    sampling, with one random draw)."""
+    best = max(totals)
+    ties = [i for i, score in enumerate(totals) if score == best]
+    return nodes[ties[0] if len(ties) == 1 else rng.choice(ties)]
 
 
 class Algorithm:
@@ -93,18 +88,21 @@ class Algorithm:
         wanted = num_feasible_nodes_to_find(len(nodes), self.percentage)
         filters = self.profile.filters_for(pod)
         start = self.next_start_index % len(nodes)
+        checks = [plugin.filter for plugin in filters]
         feasible: list[NodeInfo] = []
         statuses = decision.statuses
         processed = 0
-        for node in nodes[start:] + nodes[:start]:
+        for node in nodes[start:] + nodes[:start]:  # the hot loop: run_filters inlined
             processed += 1
-            status = run_filters(filters, pod, node) if filters else None
-            if status is not None:
-                statuses[node.name] = status
-                continue
-            feasible.append(node)
-            if len(feasible) >= wanted:
-                break
+            for check in checks:
+                status = check(pod, node)
+                if status is not None:
+                    statuses[node.name] = status
+                    break
+            else:
+                feasible.append(node)
+                if len(feasible) >= wanted:
+                    break
         decision.evaluated = processed
         self.next_start_index = (start + processed) % len(nodes)
         return feasible
@@ -113,8 +111,8 @@ class Algorithm:
         """Weighted sum of every relevant score plugin's normalized scores, per node."""
         totals = [0] * len(nodes)
         for plugin, weight in self.profile.scores_for(pod):
-            scores = [plugin.score(pod, node) for node in nodes]
+            score_of = plugin.score
+            scores = [score_of(pod, node) for node in nodes]
             plugin.normalize(pod, scores)
-            for i, score in enumerate(scores):
-                totals[i] += score * weight
+            totals = [total + score * weight for total, score in zip(totals, scores, strict=True)]
         return totals

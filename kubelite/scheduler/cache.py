@@ -24,8 +24,8 @@ HARD_EFFECTS = ("NoSchedule", "NoExecute")
 
 class NodeInfo:
     __slots__ = ("name", "node", "labels", "taints", "hard_taints", "soft_taints", "unschedulable",
-                 "allocatable", "allowed_pods", "requested", "non_zero_cpu", "non_zero_memory", "pods",
-                 "ports", "wildcard_ports", "owners")
+                 "allocatable", "allowed_pods", "alloc_cpu", "alloc_memory", "requested", "free", "req_cpu",
+                 "req_memory", "non_zero_cpu", "non_zero_memory", "pods", "ports", "wildcard_ports", "owners")
 
     def __init__(self, name: str, node: Obj | None = None) -> None:
         self.name = name
@@ -37,7 +37,10 @@ class NodeInfo:
         self.unschedulable = False
         self.allocatable: Resources = {}
         self.allowed_pods = 0
+        self.alloc_cpu = self.alloc_memory = 0
         self.requested: Resources = {}
+        self.free: Resources = {}  # allocatable - requested, per resource either mentions
+        self.req_cpu = self.req_memory = 0  # requested["cpu"] and ["memory"], for the scorers
         self.non_zero_cpu = 0
         self.non_zero_memory = 0
         self.pods: dict[str, PodInfo] = {}
@@ -58,6 +61,9 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
         self.allocatable = resource_list(status.get("allocatable"))
         self.allowed_pods = self.allocatable.get("pods", 0)
+        self.alloc_cpu, self.alloc_memory = self.allocatable.get("cpu", 0), self.allocatable.get("memory", 0)
+        self.free = {name: self.allocatable.get(name, 0) - self.requested.get(name, 0)
+                     for name in {*self.allocatable, *self.requested}}
 
     def add_pod(self, pod: PodInfo) -> None:
         self.pods[pod.key] = pod
@@ -68,9 +74,11 @@ class NodeInfo:
             self._account(pod, -1)
 
     def _account(self, pod: PodInfo, sign: int) -> None:
-        requested = self.requested
+        requested, free, allocatable = self.requested, self.free, self.allocatable
         for name, value in pod.requests.items():
             requested[name] = requested.get(name, 0) + sign * value
+            free[name] = allocatable.get(name, 0) - requested[name]
+        self.req_cpu, self.req_memory = requested.get("cpu", 0), requested.get("memory", 0)
         self.non_zero_cpu += sign * pod.non_zero_cpu
         self.non_zero_memory += sign * pod.non_zero_memory
         for ip, protocol, port in pod.ports:
@@ -90,7 +98,7 @@ class NodeInfo:
         copy = NodeInfo(self.name)
         for slot in NodeInfo.__slots__:
             setattr(copy, slot, getattr(self, slot))
-        copy.requested, copy.pods = dict(self.requested), dict(self.pods)
+        copy.requested, copy.free, copy.pods = dict(self.requested), dict(self.free), dict(self.pods)
         copy.ports, copy.wildcard_ports = Counter(self.ports), Counter(self.wildcard_ports)
         copy.owners = Counter(self.owners)
         return copy

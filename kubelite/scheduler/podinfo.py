@@ -143,6 +143,8 @@ class PodInfo:
     uid: str
     priority: int
     requests: Resources
+    cpu: int  # requests["cpu"] and ["memory"], read on every node by the resource scorers
+    memory: int
     non_zero_cpu: int
     non_zero_memory: int
     ports: tuple[tuple[str, str, int], ...]
@@ -158,9 +160,10 @@ class PodInfo:
     def of(cls, pod: Obj) -> PodInfo:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         namespace = meta.get("namespace") or ""
-        non_zero = pod_requests(spec, non_zero=True)
+        non_zero, requests = pod_requests(spec, non_zero=True), pod_requests(spec)
         return cls(key=f"{namespace}/{meta.get('name')}", pod=pod, uid=str(meta.get("uid") or ""),
-                   priority=int(spec.get("priority") or 0), requests=pod_requests(spec),
+                   priority=int(spec.get("priority") or 0), requests=requests,
+                   cpu=requests.get("cpu", 0), memory=requests.get("memory", 0),
                    non_zero_cpu=non_zero.get("cpu", 0), non_zero_memory=non_zero.get("memory", 0),
                    ports=host_ports(spec),
                    tolerations=tolerations(spec), node_selector=dict(spec.get("nodeSelector") or {}),

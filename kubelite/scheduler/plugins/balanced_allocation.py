@@ -33,9 +33,15 @@ class BalancedAllocation:
     name = NAME
 
     def prescore(self, pod: PodInfo) -> bool:
-        return any(pod.requests.get(r, 0) for r in RESOURCES)
+        return bool(pod.cpu or pod.memory)
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
+        cpu, memory = node.alloc_cpu, node.alloc_memory
+        if cpu and memory:  # the two-resource case inlined: this runs for every scored node
+            cpu_fraction = (node.req_cpu + pod.cpu) / cpu
+            memory_fraction = (node.req_memory + pod.memory) / memory
+            std = abs((cpu_fraction if cpu_fraction < 1 else 1.0) - (memory_fraction if memory_fraction < 1 else 1.0)) / 2
+            return int((1 - std) * MAX_NODE_SCORE)
         fractions = []
         for resource in RESOURCES:
             capacity = node.allocatable.get(resource, 0)

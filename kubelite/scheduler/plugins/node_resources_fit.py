@@ -46,8 +46,13 @@ class NodeResourcesFit:
         return True
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
-        if len(node.pods) < node.allowed_pods and not pod.requests:
-            return None  # the common fast path: nothing requested, room for another pod
+        if len(node.pods) < node.allowed_pods:  # the common case, checked without building reasons
+            free = node.free
+            for name, value in pod.requests.items():
+                if value > free.get(name, 0):
+                    break
+            else:
+                return None
         reasons, unresolvable = insufficient(pod, node)
         if not reasons:
             return None
@@ -58,15 +63,16 @@ class NodeResourcesFit:
         return True
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
-        total = weights = 0
-        cpu, memory = node.allocatable.get("cpu", 0), node.allocatable.get("memory", 0)
+        cpu, memory = node.alloc_cpu, node.alloc_memory
+        if cpu and memory:  # inlined least_allocated: this runs for every scored node
+            used_cpu, used_memory = node.non_zero_cpu + pod.non_zero_cpu, node.non_zero_memory + pod.non_zero_memory
+            return (((cpu - used_cpu) * MAX_NODE_SCORE // cpu if used_cpu <= cpu else 0) +
+                    ((memory - used_memory) * MAX_NODE_SCORE // memory if used_memory <= memory else 0)) // 2
         if cpu:
-            total += least_allocated(node.non_zero_cpu + pod.non_zero_cpu, cpu)
-            weights += 1
+            return least_allocated(node.non_zero_cpu + pod.non_zero_cpu, cpu)
         if memory:
-            total += least_allocated(node.non_zero_memory + pod.non_zero_memory, memory)
-            weights += 1
-        return total // weights if weights else 0
+            return least_allocated(node.non_zero_memory + pod.non_zero_memory, memory)
+        return 0
 
     def normalize(self, pod: PodInfo, scores: list[int]) -> None:
         pass

@@ -165,3 +165,26 @@ async def test_pop_waits_for_work_and_for_backoff_expiry() -> None:
     q.requeue_backoff(qp)
     again = await asyncio.wait_for(q.pop(), 1)
     assert again is qp and again.attempts == 2
+
+
+def test_node_heartbeats_move_nothing_but_real_changes_do() -> None:
+    old = {"metadata": {"labels": {"a": "1"}}, "spec": {"unschedulable": True},
+           "status": {"allocatable": {"cpu": "1"}, "conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}
+    heartbeat = {**old, "status": {**old["status"], "conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}
+    assert clusterevents.node_update_plugins(old, heartbeat) == frozenset()
+    changed = {"metadata": {"labels": {"a": "2"}}, "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+               "status": {"allocatable": {"cpu": "2"}}}
+    assert clusterevents.node_update_plugins(old, changed) == {
+        "NodeUnschedulable", "TaintToleration", "NodeAffinity", "PodTopologySpread", "NodeResourcesFit"}
+
+
+def test_pod_scheduled_condition_written_only_when_it_changes() -> None:
+    from kubelite.scheduler.scheduler import scheduled_condition
+
+    fresh = pod("a")
+    condition = scheduled_condition(fresh, "Unschedulable", "0/1 nodes are available: ...")
+    assert condition is not None and condition["status"] == "False" and condition["reason"] == "Unschedulable"
+    marked = {**fresh, "status": {"conditions": [condition]}}
+    assert scheduled_condition(marked, "Unschedulable", "0/1 nodes are available: ...") is None
+    changed = scheduled_condition(marked, "Unschedulable", "0/2 nodes are available: ...")
+    assert changed is not None and changed["lastTransitionTime"] == condition["lastTransitionTime"]
