@@ -1,0 +1,1 @@
+"""Images: references, a content-addressed OCI store, unpacked layer snapshots, import/export."""
