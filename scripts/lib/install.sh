@@ -1,7 +1,8 @@
 # Shared install steps for scripts/quickstart and scripts/test (sourced, not executed).
 
 # Debian packages the runtime and the tests use. Skipped when all are present.
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip ca-certificates)
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip ca-certificates
+  runc conmon containernetworking-plugins nftables iproute2 busybox-static)
 
 install_system_packages() {
   local missing=()
