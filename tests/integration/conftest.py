@@ -35,9 +35,9 @@ class ServerThread:
 
     def __init__(self, data_dir: Path, *, tls: bool = True, datastore: str = "", controllers: str = "",
                  scheduler: bool = False, **config_overrides: Any) -> None:
+        config_overrides.setdefault("advertise_address", "127.0.0.1")
         self.config = ServerConfig(data_dir=data_dir, datastore=datastore, port=free_port(), tls=tls,
-                                   advertise_address="127.0.0.1", controllers=controllers, scheduler=scheduler,
-                                   **config_overrides)
+                                   controllers=controllers, scheduler=scheduler, **config_overrides)
         self.loop = asyncio.new_event_loop()
         self.runtime = ServerRuntime(self.config)
         self.thread = threading.Thread(target=self.loop.run_forever, name="kubelite-server", daemon=True)
