@@ -47,6 +47,7 @@ class Decision:
 
 
 def run_filters(filters: list[FilterPlugin], pod: PodInfo, node: NodeInfo) -> Status | None:
+    """The first rejection, or None (the same as find_feasible's inlined loop, for what-ifs)."""
     for plugin in filters:
         status = plugin.filter(pod, node)
         if status is not None:
@@ -92,7 +93,7 @@ class Algorithm:
         feasible: list[NodeInfo] = []
         statuses = decision.statuses
         processed = 0
-        for node in nodes[start:] + nodes[:start]:  # the hot loop: run_filters inlined
+        for node in nodes[start:] + nodes[:start]:  # the hot loop, with run_filters inlined
             processed += 1
             for check in checks:
                 status = check(pod, node)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from kubelite.scheduler.algorithm import run_filters
 from kubelite.scheduler.cache import NodeInfo
 from kubelite.scheduler.framework import Code, FilterPlugin, Status
 from kubelite.scheduler.podinfo import PodInfo
@@ -65,11 +66,7 @@ def _without_lower_priority(pod: PodInfo, node: NodeInfo, filters: list[FilterPl
     trial = node.clone()
     for victim in victims:
         trial.remove_pod(victim)
-    for plugin in filters:
-        status = plugin.filter(pod, trial)
-        if status is not None:
-            return status
-    return None
+    return run_filters(filters, pod, trial)
 
 
 def failed_scheduling_message(pod: PodInfo, statuses: Mapping[str, Status], nodes: Mapping[str, NodeInfo],
