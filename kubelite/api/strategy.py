@@ -65,7 +65,7 @@ class Strategy:
             obj = self._status_only(obj, current)
         elif subresource not in (None, "scale", "finalize", "binding"):
             raise BadRequest(f"subresource {subresource} cannot be updated")
-        elif self.has_status:
+        elif self.has_status and subresource != "binding":  # binding sets PodScheduled itself
             obj["status"] = deep_copy(current.get("status") or {})
             if not obj["status"]:
                 obj.pop("status")

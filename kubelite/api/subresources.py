@@ -7,7 +7,7 @@ from aiohttp import web
 from kubelite.api.body import read_bytes, read_object
 from kubelite.api.codec import decode_body
 from kubelite.api.handlers import Api, json_response
-from kubelite.api.objectmeta import Obj, meta
+from kubelite.api.objectmeta import Obj, meta, now_rfc3339
 from kubelite.api.query import delete_options, dry_run
 from kubelite.api.requestinfo import ResourceRequest
 from kubelite.objects.errors import BadRequest, Cause, MethodNotAllowed, conflict, invalid
@@ -101,11 +101,25 @@ async def create_binding(api: Api, request: web.Request, rr: ResourceRequest) ->
             raise conflict("pods", str(pod_name), f"pod {pod_name} is already assigned to node "
                            f"\"{spec['nodeName']}\"")
         spec["nodeName"] = target["name"]
+        _set_scheduled(pod)
         return pod
 
     await pods.guaranteed_update(rr.namespace, str(pod_name), bind, subresource="binding",
                                  dry_run=dry_run(request.query))
     return json_response(SUCCESS, status=201)
+
+
+def _set_scheduled(pod: Obj) -> None:
+    """Binding marks the pod PodScheduled=True, as upstream's binding storage does."""
+    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+    scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                 "lastTransitionTime": now_rfc3339()}
+    for i, condition in enumerate(conditions):
+        if condition.get("type") == "PodScheduled":
+            if condition.get("status") != "True":
+                conditions[i] = scheduled
+            return
+    conditions.append(scheduled)
 
 
 # ----- eviction ----------------------------------------------------------------------------------

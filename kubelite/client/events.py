@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 AGGREGATION_WINDOW = 600.0
 MAX_PENDING = 10_000
+WRITERS = 4
 
 
 def _now() -> str:
@@ -34,23 +35,26 @@ class EventRecorder:
         self.component = component
         self.host = host
         self._recent: dict[tuple[str, ...], tuple[Obj, float]] = {}
-        self._pending: asyncio.Queue[tuple[Obj, str, str, str]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._queues: list[asyncio.Queue[tuple[Obj, str, str, str]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         """Queue an event about `obj` (Normal or Warning); returns at once."""
-        if self._pending is None:
-            self._pending = asyncio.Queue(MAX_PENDING)
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"events:{self.component}")
+        if not self._queues:
+            self._queues = [asyncio.Queue(MAX_PENDING // WRITERS) for _ in range(WRITERS)]
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._drain(q), name=f"events:{self.component}:{i}")
+                           for i, q in enumerate(self._queues)]
+        # one writer per object: its repeats aggregate in order, different objects go in parallel
+        queue = self._queues[hash((obj.get("metadata") or {}).get("uid", "")) % WRITERS]
         try:
-            self._pending.put_nowait((obj, event_type, reason, message))
+            queue.put_nowait((obj, event_type, reason, message))
         except asyncio.QueueFull:
             log.warning("dropping event %s for %s: too many pending", reason, obj.get("metadata", {}).get("name"))
 
-    async def _drain(self) -> None:
-        assert self._pending is not None
+    async def _drain(self, queue: asyncio.Queue[tuple[Obj, str, str, str]]) -> None:
         while True:
-            obj, event_type, reason, message = await self._pending.get()
+            obj, event_type, reason, message = await queue.get()
             try:
                 await self._write(obj, event_type, reason, message)
             except Exception as exc:  # events are best effort, as upstream
@@ -85,12 +89,12 @@ class EventRecorder:
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until queued events are written (tests and shutdown)."""
         deadline = time.monotonic() + timeout
-        while self._pending is not None and not self._pending.empty() and time.monotonic() < deadline:
+        while any(not q.empty() for q in self._queues) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
 
 
 def _reference(obj: Obj) -> Obj:
