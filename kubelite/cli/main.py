@@ -14,6 +14,7 @@ VERBS = {
     "server": ("kubelite.cli.server", "run the control plane (API server) in the foreground"),
     "agent": ("kubelite.cli.agent", "run a node agent (kubelet) in the foreground"),
     "hollow-nodes": ("kubelite.cli.hollow", "run many hollow nodes (kubelets with a fake runtime) in one process"),
+    "image": ("kubelite.cli.image", "manage the node's image store (import, load, save, ls, tag, rm, inspect)"),
 }
 
 

@@ -2,7 +2,7 @@
 
 # Debian packages the runtime and the tests use. Skipped when all are present.
 SYSTEM_PACKAGES=(python3 python3-venv python3-pip ca-certificates
-  runc conmon containernetworking-plugins nftables iproute2 busybox-static)
+  runc conmon containernetworking-plugins nftables iproute2 busybox-static skopeo umoci)
 
 install_system_packages() {
   local missing=()
