@@ -344,3 +344,33 @@ def test_layout_naming(store: ImageStore, tmp_path: Path) -> None:
 def test_layout_names(annotations: list[dict[str, str]], ref: str | None, want: list[list[str]]) -> None:
     tops = [Descriptor("m", "sha256:" + str(i) * 64, 1, tuple(a.items())) for i, a in enumerate(annotations)]
     assert layout_names(tops, ref) == want
+
+
+def test_docker_25_archives(store: ImageStore, tmp_path: Path) -> None:
+    """Docker 25+ writes blobs/sha256/<hex> paths into manifest.json (beside an OCI layout)."""
+    config = canonical_json({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [digest_of(BASE)]}})
+    archive = docker_archive(tmp_path / "d25.tar", config, [(f"blobs/sha256/{digest_of(BASE)[7:]}", BASE)],
+                             ["busybox:new"], f"blobs/sha256/{digest_of(config)[7:]}")
+    [record] = store.load_docker_archive(archive)
+    assert record.reference == "docker.io/library/busybox:new" and record.id == digest_of(config)
+
+
+def _tag_many(root: str, prefix: str) -> None:
+    s = ImageStore(Path(root))
+    for i in range(15):
+        s.tag("base:1", f"{prefix}/n:{i}")
+
+
+def test_concurrent_writers_lose_no_names(store: ImageStore, layout: Path) -> None:
+    import multiprocessing
+
+    store.import_oci_layout(layout)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_tag_many, args=(str(store.root), f"p{i}")) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    names = {r.reference for r in store.list()}
+    assert {f"docker.io/p{i}/n:{j}" for i in range(4) for j in range(15)} <= names
