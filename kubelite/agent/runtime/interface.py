@@ -39,6 +39,17 @@ class Sandbox:
     host_network: bool = False
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A host path the kubelet prepared (a volume) and where it appears in a container. Used by
+    runtimes that run real containers (runc); `propagation` is the volumeMount's mountPropagation."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+    propagation: Literal["None", "HostToContainer", "Bidirectional"] = "None"
+
+
 @dataclass
 class ContainerState:
     name: str
