@@ -152,6 +152,8 @@ def leftovers(config: RuncConfig) -> dict[str, list[str]]:
         if ipam.exists() else [],
         "hostport rules": hostports,
         "records": sorted(p.name for p in (root / "sandboxes").glob("*.json")),
+        "exit files": sorted(p.name for p in (root / "exits").iterdir()) if (root / "exits").exists() else [],
+        "exec pid files": sorted(p.name for p in (root / "exec").iterdir()) if (root / "exec").exists() else [],
         "bundles": sorted(p.name for p in (root / "containers").iterdir()) if (root / "containers").exists() else [],
     }
 

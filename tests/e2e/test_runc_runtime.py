@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 
 from kubelite.agent.runtime.interface import Mount
-from kubelite.agent.runtime.runc import RuncRuntime
+from kubelite.agent.runtime.runc import RuncRuntime, SpecError
+from kubelite.images.api import ImageNotFound
 from tests.e2e.runc_fixtures import (
     StubImages,
     assert_clean,
@@ -152,6 +153,34 @@ async def test_exit_codes_restarts_and_cri_logs(env: Env) -> None:
     await wait_for(lambda: _state(env, p, "fail").state == "exited")
     assert env.rt.log_path(uid(p), "fail").name == "1.log"  # type: ignore[union-attr]
     assert env.rt.log_path(uid(p), "fail", previous=True) == log
+    await env.rt.remove_sandbox(uid(p))
+
+
+async def test_a_rotated_log_is_reopened(env: Env) -> None:
+    p = pod("rotate", ctr("tick", "sh", "-c", "while true; do echo tick; sleep 0.05; done"))
+    await _start(env, p)
+    log = env.rt.log_path(uid(p), "tick")
+    assert log is not None
+    await wait_for(_contains(log, "tick"))
+    rotated = log.with_name(log.name + ".20260101-000000")
+    log.rename(rotated)
+    assert env.rt.reopen_log(uid(p), "tick")
+    await wait_for(lambda: log.exists() and "tick" in log.read_text())
+    assert "tick" in rotated.read_text()
+    await env.rt.remove_sandbox(uid(p))
+
+
+async def test_start_and_config_errors(env: Env) -> None:
+    p = pod("broken", ctr("missing", "/no/such/binary"), ctr("root", "id", securityContext={"runAsNonRoot": True}))
+    await env.rt.create_sandbox(p, host_ip=HOST_IP)
+    missing = await env.rt.start_container(uid(p), p["spec"]["containers"][0])
+    assert (missing.state, missing.exit_code, missing.reason) == ("exited", 128, "StartError")
+    assert "no such file or directory" in env.rt.container_message(uid(p), "missing")
+    with pytest.raises(SpecError, match="runAsNonRoot and image will run as root"):
+        await env.rt.start_container(uid(p), p["spec"]["containers"][1])
+    assert "root" not in env.rt.pod_status(uid(p)).containers  # type: ignore[union-attr]
+    with pytest.raises(ImageNotFound):
+        await env.rt.start_container(uid(p), {"name": "x", "image": "nginx", "command": ["x"]})
     await env.rt.remove_sandbox(uid(p))
 
 
@@ -303,6 +332,12 @@ async def test_create_and_remove_cycles_leave_nothing_behind(env: Env) -> None:
         await _start(env, p)
         assert (await _exec(env, uid(p), "sleep", "true"))[0] == 0
         await env.rt.remove_sandbox(uid(p))
+    await assert_clean(env.config)
+    batch = [pod(f"parallel-{i}", ctr("httpd", "httpd", "-f", "-p", "80", "-h", "/www")) for i in range(10)]
+    await asyncio.gather(*(_start(env, p) for p in batch))  # pods start in parallel, as pod workers run them
+    ips = {env.rt.pod_status(uid(p)).sandbox.ips[0] for p in batch}  # type: ignore[union-attr]
+    assert len(ips) == 10
+    await asyncio.gather(*(env.rt.remove_sandbox(uid(p)) for p in batch))
     await assert_clean(env.config)
 
 

@@ -166,6 +166,16 @@ class Runc:
             return await self._poll_process(cid, timeout)
         return info
 
+    async def wait_conmon(self, cid: str, *, timeout: float) -> None:
+        pid = self.conmon_pid(cid)
+        if pid is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_pid_exit(pid), timeout)
+
+    def reopen_log(self, cid: str) -> bool:
+        """Ask conmon to reopen the container's log file (after the kubelet rotated it away)."""
+        return write_ctl(self.layout.container_dir(cid), "2 0 0\n")
+
     async def _poll_process(self, cid: str, timeout: float | None) -> ExitInfo | None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -183,6 +193,21 @@ class Runc:
                 return info
         await self.kill(cid, int(signal.SIGKILL))
         return await self.wait_exit(cid, 10.0)
+
+
+def write_ctl(bundle: Path, message: str) -> bool:
+    """A message for conmon's ctl fifo ("1 h w": resize the terminal, "2 0 0": reopen the log)."""
+    try:
+        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        os.write(fd, message.encode())
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 async def _pid_exit(pid: int) -> None:

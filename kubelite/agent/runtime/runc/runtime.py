@@ -1,11 +1,12 @@
 """RuncRuntime: the ContainerRuntime (and StreamingRuntime) that runs pods as runc containers.
 
 Data flow: create_sandbox → `sandbox.py` (netns + CNI, IPC/UTS namespaces, shm, /etc files);
-start_container → the image from the ImageStoreAPI, an overlay rootfs (`rootfs.py`), the OCI spec
-(`spec.py`, pure), conmon + runc (`container.py`); a watcher task per running container awaits
-its conmon's exit and then records the exit code, deletes the runc container and its rootfs
-(logs stay); stop_container signals and escalates; remove_sandbox removes the containers, then the
-sandbox. Every change is saved in the pod's record (`state.py`) before it is made, so a new
+start_container → `launch.py`: the image from the ImageStoreAPI, an overlay rootfs (`rootfs.py`),
+the OCI spec (`spec.py`, pure), conmon + runc (`container.py`); a watcher task per running
+container awaits its conmon's exit, then records the exit code, deletes the runc container and
+its rootfs (logs stay) and calls `on_container_exit(pod uid, name)` (a hook for the kubelet's
+pod workers, PLEG-style); stop_container signals and escalates; remove_sandbox removes the
+containers, then the sandbox. exec/attach/port-forward: `streams.py`, `netns.py`. Every change is saved in the pod's record (`state.py`) before it is made, so a new
 RuncRuntime on the same root (`recover.py`) carries on with running containers untouched.
 
 Invariants: one operation per pod at a time (a lock per pod; waiting for an init container to
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubelite.agent.clock import now_rfc3339
 from kubelite.agent.runtime.interface import (
     ContainerState,
     Mount,
@@ -40,19 +39,19 @@ from kubelite.agent.runtime.interface import (
     Sandbox,
     SandboxError,
 )
-from kubelite.agent.runtime.runc import cgroups, netns, rootfs, spec, streams, system
+from kubelite.agent.runtime.runc import netns, streams
 from kubelite.agent.runtime.runc.cni import CniRunner, CniSettings
-from kubelite.agent.runtime.runc.container import ContainerError, ExitInfo, Runc
+from kubelite.agent.runtime.runc.container import ExitInfo, Runc
+from kubelite.agent.runtime.runc.launch import Launcher
 from kubelite.agent.runtime.runc.recover import apply_exit, recover, settle
 from kubelite.agent.runtime.runc.sandbox import Sandboxes, SandboxSettings
 from kubelite.agent.runtime.runc.state import ContainerRecord, Layout, SandboxRecord
-from kubelite.agent.runtime.runc.status import container_state, image_id, runtime_status
-from kubelite.images.api import ImageRecord, ImageStoreAPI
+from kubelite.agent.runtime.runc.status import container_state, runtime_status
+from kubelite.images.api import ImageStoreAPI
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 INSTALL_HINT = "install: apt-get install runc conmon containernetworking-plugins"
-START_ERROR_CODE = 128
 
 
 class ContainerNotRunning(Exception):
@@ -78,10 +77,10 @@ class RuncRuntime:
         self.layout.ensure()
         self.runc = Runc(self.layout, runc=config.runc, conmon=config.conmon)
         self.sandboxes = Sandboxes(self.layout, CniRunner(config.cni), config.sandbox)
+        self.launcher = Launcher(self.layout, self.runc, self.sandboxes, images,
+                                 cgroup_parent=config.sandbox.cgroup_parent, pids_limit=config.pids_limit)
         self.dialer = netns.NetnsDialer()
         self.subnet: str | None = None
-        self._caps, self._min_oom = system.available_caps(), system.min_oom_score_adj()
-        self._memory = system.memory_capacity()
         found = recover(self.layout, self.runc, now=time.time())
         self._pods: dict[str, SandboxRecord] = found.sandboxes
         self._unarmed: list[tuple[str, str]] = found.running + found.to_clean
@@ -233,88 +232,12 @@ class RuncRuntime:
                 if settle(current, self.runc, now=time.time()) == "running":
                     return container_state(current)
                 await self._clean(current)
-            crec = await self._create(rec, container, table, init=init, env=env, mounts=mounts, previous=current)
+            crec = await self.launcher.launch(rec, container, init=init, env=env, mounts=mounts, previous=current)
+            if crec.state == "running":
+                self._watch(rec.uid, crec)
         if crec.state == "running" and init and container.get("restartPolicy") != "Always":
             await self._wait_exit(pod_uid, crec)
         return container_state(crec)
-
-    def _new_record(self, rec: SandboxRecord, container: Obj, image: ImageRecord, *, init: bool,
-                    previous: ContainerRecord | None) -> ContainerRecord:
-        name = str(container["name"])
-        restart = previous.restart_count + 1 if previous is not None else 0
-        image_config = image.config.get("config") or {}
-        return ContainerRecord(
-            name=name, id=uuid.uuid4().hex + uuid.uuid4().hex, init=init, image=image.reference,
-            image_id=image_id(image), restart_count=restart,
-            log_path=str(Path(rec.log_dir) / name / f"{restart}.log"),
-            stop_signal=spec.stop_signal(container, image_config), tty=bool(container.get("tty")),
-            stdin=bool(container.get("stdin")), previous_log=previous.log_path if previous else "")
-
-    async def _create(self, rec: SandboxRecord, container: Obj, table: dict[str, ContainerRecord], *, init: bool,
-                      env: Sequence[tuple[str, str]] | None, mounts: Sequence[Mount],
-                      previous: ContainerRecord | None) -> ContainerRecord:
-        image = self.images.get(str(container.get("image") or ""))
-        crec = self._new_record(rec, container, image, init=init, previous=previous)
-        bundle = self.layout.container_dir(crec.id)
-        table[crec.name] = crec
-        rec.cgroup_dirs = sorted(set(rec.cgroup_dirs) | set(cgroups.pod_dirs(self.config.sandbox.cgroup_parent,
-                                                                                rec.uid)))
-        self.layout.save(rec)
-        try:
-            root = rootfs.mount_rootfs(image.layer_dirs, bundle)
-            config = spec.build_spec(self._context(rec), self._inputs(crec, container, image, root, env, mounts))
-        except (spec.SpecError, rootfs.RootfsError):
-            await self._clean(crec)
-            if previous is not None:
-                table[crec.name] = previous
-            else:
-                table.pop(crec.name, None)
-            self.layout.save(rec)
-            raise
-        (bundle / "config.json").write_text(json.dumps(config))
-        self._rotate_logs(crec, previous)
-        try:
-            await self.runc.create(crec.id, log_path=Path(crec.log_path), tty=crec.tty, stdin=crec.stdin,
-                                   stdin_once=bool(container.get("stdinOnce")))
-            await self.runc.start(crec.id)
-        except ContainerError as exc:
-            log.info("container %s of pod %s/%s failed to start: %s", crec.name, rec.namespace, rec.name, exc)
-            crec.state, crec.exit_code, crec.reason, crec.message = "exited", START_ERROR_CODE, "StartError", str(exc)
-            crec.finished_at = now_rfc3339()
-            await self._clean(crec)
-            self.layout.save(rec)
-            return crec
-        crec.state, crec.started_at = "running", now_rfc3339()
-        self.layout.save(rec)
-        self._watch(rec.uid, crec)
-        return crec
-
-    def _rotate_logs(self, crec: ContainerRecord, previous: ContainerRecord | None) -> None:
-        """Keep the current and the previous instance's logs only (`kubectl logs --previous`)."""
-        Path(crec.log_path).parent.mkdir(parents=True, exist_ok=True)
-        if previous is not None and previous.previous_log:
-            Path(previous.previous_log).unlink(missing_ok=True)
-
-    def _context(self, rec: SandboxRecord) -> spec.PodContext:
-        paths = self.sandboxes.paths(rec.uid)
-        return spec.PodContext(
-            pod=rec.pod, hostname=rec.hostname,
-            netns_path=str(netns.netns_path(rec.netns)) if rec.netns else None,
-            ipc_path=str(paths["ipc"]) if rec.ipc_ns else None, uts_path=str(paths["uts"]) if rec.uts_ns else None,
-            hosts_path=str(paths["hosts"]), hostname_path=str(paths["hostname"]),
-            resolv_path=str(paths["resolv.conf"]), shm_path=str(paths["shm"]) if rec.shm else None,
-            cgroup_parent=f"{self.config.sandbox.cgroup_parent}/{rec.uid}")
-
-    def _inputs(self, crec: ContainerRecord, container: Obj, image: ImageRecord, root: Path,
-                env: Sequence[tuple[str, str]] | None, mounts: Sequence[Mount]) -> spec.ContainerInputs:
-        if env is None:
-            env = [(str(e["name"]), str(e.get("value") or "")) for e in container.get("env") or []
-                   if "valueFrom" not in e]
-        return spec.ContainerInputs(
-            container=container, container_id=crec.id, image_config=image.config.get("config") or {},
-            rootfs=str(root), env=list(env), mounts=list(mounts), passwd=rootfs.read_text(root, "etc/passwd"),
-            group=rootfs.read_text(root, "etc/group"), available_caps=self._caps, pids_limit=self.config.pids_limit,
-            memory_capacity=self._memory, min_oom_score_adj=self._min_oom)
 
     async def stop_container(self, pod_uid: str, name: str, *, grace_seconds: int) -> ContainerState:
         self._arm()
@@ -342,16 +265,7 @@ class RuncRuntime:
             settle(crec, self.runc, now=time.time())
 
     async def _clean(self, crec: ContainerRecord) -> None:
-        """After the exit: runc's state, the rootfs mount and the bundle go (the log stays)."""
-        if crec.cleaned:
-            return
-        try:
-            await self.runc.delete(crec.id)
-        except ContainerError:
-            await self.runc.delete(crec.id, force=True)
-        rootfs.remove_tree(self.layout.container_dir(crec.id))
-        (self.layout.exits / crec.id).unlink(missing_ok=True)
-        crec.cleaned = True
+        await self.launcher.clean(crec)
 
     def _watch(self, uid: str, crec: ContainerRecord) -> None:
         if crec.id in self._watchers:
@@ -390,6 +304,20 @@ class RuncRuntime:
             async with self._lock(uid):
                 self._record_exit(crec, info)
         return int(crec.exit_code if crec.exit_code is not None else 255)
+
+    def container_message(self, pod_uid: str, name: str) -> str:
+        """Why the container's current instance ended, when the runtime knows more than its exit
+        code (a StartError's runc message), for the terminated state's message."""
+        rec = self._pods.get(pod_uid)
+        crec = rec.find(name) if rec else None
+        return crec.message if crec is not None else ""
+
+    def reopen_log(self, pod_uid: str, name: str) -> bool:
+        """conmon reopens the container's log file (CRI ReopenContainerLog): the kubelet renames a
+        full log away, then calls this so that new output starts a new file."""
+        rec = self._pods.get(pod_uid)
+        crec = rec.find(name) if rec else None
+        return crec is not None and crec.state == "running" and self.runc.reopen_log(crec.id)
 
     # ----- streaming ------------------------------------------------------------------------------
 

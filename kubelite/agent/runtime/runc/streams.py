@@ -33,6 +33,8 @@ import tty as tty_mod
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from kubelite.agent.runtime.runc.container import write_ctl
+
 ATTACH_PACKET = 32000  # conmon reads at most 32 KiB - 1 per packet
 STDOUT_TAG, STDERR_TAG = 2, 3
 
@@ -62,7 +64,9 @@ class PipeExecSession:
         return None
 
     async def wait(self) -> int:
-        return await self.proc.wait()
+        code = await self.proc.wait()
+        self.pid_file.unlink(missing_ok=True)
+        return code
 
     async def close(self) -> None:
         if self.proc.returncode is None:
@@ -118,7 +122,9 @@ class TtyExecSession:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     async def wait(self) -> int:
-        return await self.proc.wait()
+        code = await self.proc.wait()
+        self.pid_file.unlink(missing_ok=True)
+        return code
 
     async def close(self) -> None:
         if self.proc.returncode is None:
@@ -191,16 +197,7 @@ class AttachSession:
             self.sock.shutdown(socket.SHUT_WR)
 
     async def resize(self, width: int, height: int) -> None:
-        try:
-            fd = os.open(self.bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
-            return
-        try:
-            os.write(fd, f"1 {height} {width}\n".encode())
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        write_ctl(self.bundle, f"1 {height} {width}\n")
 
     async def wait(self) -> int:
         return await self._wait_exit()
