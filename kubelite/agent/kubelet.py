@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubelite.agent import nodestatus
 from kubelite.agent.clock import now_micro, now_rfc3339
@@ -28,6 +28,9 @@ from kubelite.client import Client
 from kubelite.client.events import EventRecorder
 from kubelite.client.resources import LEASES, NODES
 from kubelite.objects.errors import AlreadyExists, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from kubelite.agent.server.app import StreamingServer
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ def _rv(obj: Obj | None) -> int:
 
 
 class Kubelet:
+    streaming: StreamingServer | None = None  # set before register(): serves logs/exec/attach/port-forward
+
     def __init__(self, client: Client, node: NodeConfig, runtime: ContainerRuntime, *,
                  config: KubeletConfig | None = None) -> None:
         self.client, self.config, self.runtime = client, config or KubeletConfig(), runtime
@@ -89,6 +94,8 @@ class Kubelet:
     async def register(self) -> None:
         """Create the Node (or adopt the one left by a previous run) and the Lease."""
         self.record(self.node_ref, "Normal", "Starting", "Starting kubelet.")
+        if self.streaming is not None:  # listens, and sets node_config.kubelet_port to the port bound
+            await self.streaming.start(self)
         node = nodestatus.node_object(self.node_config, str(self.runtime.version()), self._readiness,
                                       now=now_rfc3339())
         try:
@@ -201,5 +208,7 @@ class Kubelet:
         if self._report_task is not None:
             self._report_task.cancel()
         await self.pods.stop()
+        if self.streaming is not None:
+            await self.streaming.stop()
         if self.events is not None:
             self.events.close()

@@ -22,6 +22,7 @@ from kubelite.objects.errors import Forbidden, MethodNotAllowed, NotFound, NotIm
 from kubelite.objects.registry import Registry, ResourceType
 
 STREAMING_SUBRESOURCES = ("log", "exec", "attach", "portforward", "proxy")
+NODE_PROXIED = ("log", "exec", "attach", "portforward")  # kubelite.api.proxy, to the pod's node agent
 
 
 class Api:
@@ -106,9 +107,12 @@ class ResourceHandler:
         self.api = api
 
     async def handle(self, request: web.Request, rr: ResourceRequest) -> web.StreamResponse:
+        if rr.subresource in NODE_PROXIED and rr.rt.kind == "Pod" and not rr.rt.group:
+            from kubelite.api.proxy import NodeProxy
+
+            return await NodeProxy(self.api).handle(request, rr)
         if rr.subresource in STREAMING_SUBRESOURCES:
-            raise NotImplementedYet(f"{rr.rt.plural}/{rr.subresource} is served by the node agent, which "
-                                    f"this server does not run yet")
+            raise NotImplementedYet(f"{rr.rt.plural}/{rr.subresource} is not served yet")
         if rr.subresource in ("scale", "binding", "eviction"):
             from kubelite.api.subresources import handle_subresource
 

@@ -168,7 +168,8 @@ def test_routing_errors(raw: Raw, ns: str) -> None:
     assert_status(raw("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/missing"), 404, "NotFound",
                   'deployments.apps \\"missing\\" not found')
     assert_status(raw("PUT", deployments(ns), "{}"), 405, "MethodNotAllowed")
-    assert_status(raw("GET", f"/api/v1/namespaces/{ns}/pods/x/log"), 501, "NotImplemented", "node agent")
+    assert_status(raw("GET", f"/api/v1/namespaces/{ns}/pods/x/log"), 404, "NotFound", 'pods \\"x\\" not found')
+    assert_status(raw("GET", f"/api/v1/namespaces/{ns}/pods/x/proxy"), 501, "NotImplemented", "not served")
 
 
 def test_body_too_large(raw: Raw, ns: str) -> None:

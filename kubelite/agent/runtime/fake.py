@@ -16,6 +16,7 @@ from typing import Any
 
 from kubelite.agent.clock import now_rfc3339
 from kubelite.agent.ipam import HostLocalIpam, RangeFull
+from kubelite.agent.runtime.fake_streaming import FakeStreaming
 from kubelite.agent.runtime.interface import (
     ContainerState,
     PodRuntimeStatus,
@@ -49,7 +50,7 @@ def image_id(image: str) -> str:
     return f"{repository}@{digest}"
 
 
-class FakeRuntime:
+class FakeRuntime(FakeStreaming):  # logs/exec/attach/port-forward: see fake_streaming
     def __init__(self, node_name: str = "") -> None:
         self.node_name = node_name
         self.pods: dict[str, PodRuntimeStatus] = {}
@@ -89,6 +90,7 @@ class FakeRuntime:
             ips = (self._address_for(pod),)
         sandbox = Sandbox(self._new_id(uid, "sandbox"), uid, ips, now_rfc3339(), host_network)
         self.pods[uid] = PodRuntimeStatus(sandbox)
+        self.sandbox_created(pod)
         return sandbox
 
     def _address_for(self, pod: Obj) -> str:
@@ -117,6 +119,7 @@ class FakeRuntime:
         if init and container.get("restartPolicy") != "Always":
             state.state, state.finished_at, state.exit_code, state.reason = "exited", now, 0, "Completed"
         table[name] = state
+        self.container_started(pod_uid, container, image)
         return state
 
     async def stop_container(self, pod_uid: str, name: str, *, grace_seconds: int) -> ContainerState:
@@ -126,11 +129,13 @@ class FakeRuntime:
             raise KeyError(f"no container {name} in pod {pod_uid}")
         if state.state == "running":
             state.state, state.finished_at, state.exit_code, state.reason = "exited", now_rfc3339(), 0, "Completed"
+            self.container_stopped(pod_uid, name, 0)
         return state
 
     async def remove_sandbox(self, pod_uid: str) -> None:
         if self.pods.pop(pod_uid, None) is not None and self.ipam is not None:
             self.ipam.release(pod_uid)
+        await self.sandbox_removed(pod_uid)
 
     def pod_status(self, pod_uid: str) -> PodRuntimeStatus | None:
         return self.pods.get(pod_uid)
