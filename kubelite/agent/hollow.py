@@ -17,7 +17,7 @@ from typing import Any
 
 from kubelite.agent.config import DEFAULT_NODE_IP_RANGE, KubeletConfig, NodeConfig, node_ip
 from kubelite.agent.host import KubeletHost
-from kubelite.agent.kubelet import Kubelet
+from kubelite.agent.kubelet import AgentClients, Kubelet
 from kubelite.agent.runtime.fake import FakeRuntime
 from kubelite.client import Client
 
@@ -37,7 +37,8 @@ class HollowNodes:
         self.config = config or KubeletConfig()
         self.node_configs = hollow_node_configs(count, prefix=prefix, first_index=first_index, ip_range=ip_range,
                                                 **node_overrides)
-        kubelets = [Kubelet(client, cfg, FakeRuntime(cfg.name), config=self.config) for cfg in self.node_configs]
+        self.clients = AgentClients.alongside(client)
+        kubelets = [Kubelet(self.clients, cfg, FakeRuntime(cfg.name), config=self.config) for cfg in self.node_configs]
         self.host = KubeletHost(client, kubelets, config=self.config)
 
     @property
@@ -56,3 +57,4 @@ class HollowNodes:
 
     async def stop(self) -> None:
         await self.host.stop()
+        await self.clients.close_extra()

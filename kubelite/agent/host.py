@@ -38,13 +38,22 @@ def _uid(obj: Obj) -> str:
 
 
 class HeartbeatWheel:
-    """Calls `heartbeat()` of every member once per `period`, spread evenly over the period."""
+    """Calls `heartbeat()` of every member once per `period`, spread evenly over the period.
+
+    A tick never waits for the previous one: heartbeats run as tasks (at most `concurrency` at a
+    time), so a slow API delays only the renewals it is slow with, and a kubelet whose previous
+    heartbeat is still under way skips this one instead of queueing a second.
+    """
 
     def __init__(self, period: float, *, slots: int, concurrency: int = 64) -> None:
         self.period = period
         self.slots: list[list[Kubelet]] = [[] for _ in range(max(1, slots))]
         self._next = 0
         self._limit = asyncio.Semaphore(concurrency)
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.beats = 0
+        self.skipped = 0
         self.failures = 0
 
     def add(self, kubelet: Kubelet) -> None:
@@ -59,20 +68,32 @@ class HeartbeatWheel:
     async def run(self) -> None:
         tick = self.period / len(self.slots)
         start, index = time.monotonic(), 0
-        while True:
-            index += 1
-            await asyncio.sleep(max(0.0, start + index * tick - time.monotonic()))
-            batch = list(self.slots[index % len(self.slots)])
-            if batch:
-                await asyncio.gather(*(self._beat(k) for k in batch))
+        try:
+            while True:
+                index += 1
+                await asyncio.sleep(max(0.0, start + index * tick - time.monotonic()))
+                for kubelet in self.slots[index % len(self.slots)]:
+                    if kubelet.name in self._busy:
+                        self.skipped += 1
+                        continue
+                    self._busy.add(kubelet.name)
+                    task = asyncio.create_task(self._beat(kubelet), name=f"heartbeat:{kubelet.name}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
 
     async def _beat(self, kubelet: Kubelet) -> None:
-        async with self._limit:
-            try:
+        try:
+            async with self._limit:
                 await kubelet.heartbeat()
-            except Exception as exc:  # the next period tries again; the lease outlives 3 misses
-                self.failures += 1
-                log.debug("kubelet %s: heartbeat failed: %s", kubelet.name, exc)
+            self.beats += 1
+        except Exception as exc:  # the next period tries again; the lease outlives 3 misses
+            self.failures += 1
+            log.debug("kubelet %s: heartbeat failed: %s", kubelet.name, exc)
+        finally:
+            self._busy.discard(kubelet.name)
 
 
 class KubeletHost:
@@ -91,20 +112,21 @@ class KubeletHost:
                                                  on_update=lambda old, new: self._node_changed(new)))
 
     async def start(self) -> None:
-        """Register every kubelet (bounded concurrency), then watch and heartbeat."""
+        """Watch first (so nodes arrive as events while they register, not as one huge list
+        afterwards), then register every kubelet with bounded concurrency, each heartbeating as
+        soon as it is registered: registering thousands takes longer than a lease lasts."""
+        for name, job in (("pods", self.pod_informer.run()), ("nodes", self.node_informer.run()),
+                          ("heartbeats", self.wheel.run())):
+            self._tasks.append(asyncio.create_task(job, name=f"kubelet-host:{name}"))
+        await asyncio.gather(self.pod_informer.wait_synced(), self.node_informer.wait_synced())
         limit = asyncio.Semaphore(self.config.register_concurrency)
 
         async def register(kubelet: Kubelet) -> None:
             async with limit:
                 await kubelet.register()
+            self.wheel.add(kubelet)
 
         await asyncio.gather(*(register(k) for k in self.kubelets.values()))
-        for kubelet in self.kubelets.values():
-            self.wheel.add(kubelet)
-        for name, job in (("pods", self.pod_informer.run()), ("nodes", self.node_informer.run()),
-                          ("heartbeats", self.wheel.run())):
-            self._tasks.append(asyncio.create_task(job, name=f"kubelet-host:{name}"))
-        await asyncio.gather(self.pod_informer.wait_synced(), self.node_informer.wait_synced())
 
     async def stop_node(self, name: str) -> None:
         """Silence one kubelet, as if its machine died."""

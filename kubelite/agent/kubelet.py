@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kubelite.agent import nodestatus
@@ -45,12 +46,39 @@ def _rv(obj: Obj | None) -> int:
         return 0
 
 
+@dataclass(frozen=True)
+class AgentClients:
+    """A kubelet's connections. As upstream's kubelet keeps its heartbeats on a client of their
+    own, leases and node status go through `heartbeat` and Events through a small `events` pool,
+    so neither a flood of events nor busy pod work can delay a lease renewal past its expiry."""
+
+    api: Client
+    heartbeat: Client
+    events: Client
+
+    @classmethod
+    def alongside(cls, client: Client, *, heartbeat_connections: int = 32,
+                  event_connections: int = 4) -> AgentClients:
+        """`client` for pods, plus new heartbeat and event clients to the same API."""
+        def more(limit: int) -> Client:
+            return Client(client.connection, user_agent=client.user_agent, max_connections=limit)
+        return cls(client, more(heartbeat_connections), more(event_connections))
+
+    async def close_extra(self) -> None:
+        """Close the clients `alongside` made (the api client is its creator's to close)."""
+        for extra in {id(c): c for c in (self.heartbeat, self.events) if c is not self.api}.values():
+            await extra.close()
+
+
 class Kubelet:
     streaming: StreamingServer | None = None  # set before register(): serves logs/exec/attach/port-forward
 
-    def __init__(self, client: Client, node: NodeConfig, runtime: ContainerRuntime, *,
+    def __init__(self, clients: AgentClients | Client, node: NodeConfig, runtime: ContainerRuntime, *,
                  config: KubeletConfig | None = None) -> None:
-        self.client, self.config, self.runtime = client, config or KubeletConfig(), runtime
+        if isinstance(clients, Client):
+            clients = AgentClients(clients, clients, clients)
+        self.client, self.heartbeat_client = clients.api, clients.heartbeat
+        self.config, self.runtime = config or KubeletConfig(), runtime
         self.node_config = node
         self.name = node.name
         self.node: Obj | None = None
@@ -61,8 +89,8 @@ class Kubelet:
         self._dirty = False
         self._readiness = self.readiness()
         self._report_task: asyncio.Task[None] | None = None
-        self.events = EventRecorder(client, component="kubelet", host=self.name) if self.config.record_events \
-            else None
+        self.events = EventRecorder(clients.events, component="kubelet", host=self.name) \
+            if self.config.record_events else None
         self.pods = PodManager(self)
 
     # ----- identity and status -------------------------------------------------------------------
@@ -133,7 +161,7 @@ class Kubelet:
         try:
             await self._update_lease()
         except Conflict:
-            self.lease = await self.client.get(LEASES, self.name, LEASE_NAMESPACE)
+            self.lease = await self.heartbeat_client.get(LEASES, self.name, LEASE_NAMESPACE)
             await self._update_lease()
         except NotFound:
             self.lease = None
@@ -148,13 +176,13 @@ class Kubelet:
                                        "ownerReferences": self._owner_refs()},
                           "spec": spec}
             try:
-                self.lease = await self.client.create(LEASES, lease, LEASE_NAMESPACE)
+                self.lease = await self.heartbeat_client.create(LEASES, lease, LEASE_NAMESPACE)
                 return
             except AlreadyExists:
-                self.lease = await self.client.get(LEASES, self.name, LEASE_NAMESPACE)
+                self.lease = await self.heartbeat_client.get(LEASES, self.name, LEASE_NAMESPACE)
         assert self.lease is not None
         lease = {**self.lease, "spec": {**(self.lease.get("spec") or {}), **spec}}
-        self.lease = await self.client.update(LEASES, lease)
+        self.lease = await self.heartbeat_client.update(LEASES, lease)
 
     def _owner_refs(self) -> list[Obj]:
         uid = ((self.node or {}).get("metadata") or {}).get("uid")
@@ -165,7 +193,7 @@ class Kubelet:
         if not force and not nodestatus.status_changed(desired, (self.node or {}).get("status")):
             self._dirty = False
             return
-        patched = await self.client.patch(NODES, self.name, nodestatus.status_patch(desired),
+        patched = await self.heartbeat_client.patch(NODES, self.name, nodestatus.status_patch(desired),
                                           patch_type="strategic", subresource="status")
         self._set_node(patched)
         self._last_report, self._dirty = time.monotonic(), False

@@ -164,6 +164,8 @@ def status_patch(desired: Obj, current: Obj) -> Obj:
     """A strategic merge patch for pods/status: conditions merge by type (in upstream's order, other
     components' conditions kept); container statuses are atomic lists, replaced whole."""
     status = dict(desired)
+    # a merged condition keeps the fields the patch leaves out: clear a stale reason and message
+    status["conditions"] = [{"reason": None, "message": None, **c} for c in desired.get("conditions") or []]
     ours = [c["type"] for c in desired.get("conditions") or []]
     others = [c.get("type") for c in current.get("conditions") or [] if c.get("type") not in ours]
     status["$setElementOrder/conditions"] = [{"type": t} for t in [*ours, *others]]

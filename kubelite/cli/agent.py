@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kubelite.agent.config import NodeConfig, node_ip_for_name
     from kubelite.agent.host import KubeletHost
-    from kubelite.agent.kubelet import Kubelet
+    from kubelite.agent.kubelet import AgentClients, Kubelet
     from kubelite.agent.runtime.fake import FakeRuntime
     from kubelite.client import Client
 
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def start() -> None:
         client = state["client"] = Client(connection(args), user_agent=f"kubelet/{node.kubelet_version}")
-        kubelet = Kubelet(client, node, FakeRuntime(node.name), config=config)
+        clients = state["clients"] = AgentClients.alongside(client, heartbeat_connections=2, event_connections=2)
+        kubelet = Kubelet(clients, node, FakeRuntime(node.name), config=config)
         host = state["host"] = KubeletHost(client, [kubelet], config=config,
                                            pod_field_selector=f"spec.nodeName={node.name}",
                                            node_field_selector=f"metadata.name={node.name}")
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     async def stop() -> None:
         if "host" in state:
             await state["host"].stop()
+        if "clients" in state:
+            await state["clients"].close_extra()
         if "client" in state:
             await state["client"].close()
 

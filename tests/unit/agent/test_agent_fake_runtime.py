@@ -1,0 +1,60 @@
+"""The hollow runtime: instant containers, real-looking state, addresses from the podCIDR."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubelite.agent.runtime.fake import FakeRuntime, image_id, normalize_image
+from kubelite.agent.runtime.interface import SandboxError
+
+
+def pod(uid: str = "u1", **spec: object) -> dict:
+    return {"metadata": {"name": "p", "namespace": "ns", "uid": uid}, "spec": dict(spec), "status": {}}
+
+
+def test_image_references_are_normalised() -> None:
+    assert normalize_image("nginx") == "docker.io/library/nginx:latest"
+    assert normalize_image("nginx:1.27") == "docker.io/library/nginx:1.27"
+    assert normalize_image("me/app") == "docker.io/me/app:latest"
+    assert normalize_image("registry.k8s.io/pause:3.10") == "registry.k8s.io/pause:3.10"
+    assert normalize_image("localhost:5000/app") == "localhost:5000/app:latest"
+    assert normalize_image("nginx@sha256:ab") == "docker.io/library/nginx@sha256:ab"
+    assert image_id("docker.io/library/nginx@sha256:ab") == "docker.io/library/nginx@sha256:ab"
+    assert image_id("docker.io/library/nginx:1.27").startswith("docker.io/library/nginx@sha256:")
+
+
+async def test_sandbox_needs_a_pod_cidr_except_on_the_host_network() -> None:
+    rt = FakeRuntime("n1")
+    with pytest.raises(SandboxError):
+        await rt.create_sandbox(pod(), host_ip="198.19.128.16")
+    host = await rt.create_sandbox(pod("u2", hostNetwork=True), host_ip="198.19.128.16")
+    assert host.ips == ("198.19.128.16",)
+    rt.update_pod_cidr("198.18.3.0/24")
+    sandbox = await rt.create_sandbox(pod(), host_ip="198.19.128.16")
+    assert sandbox.ips == ("198.18.3.2",)
+    assert (await rt.create_sandbox(pod(), host_ip="x")).id == sandbox.id  # idempotent
+
+
+async def test_containers_run_stop_and_release() -> None:
+    rt = FakeRuntime("n1")
+    rt.update_pod_cidr("198.18.3.0/24")
+    await rt.create_sandbox(pod(), host_ip="h")
+    init = await rt.start_container("u1", {"name": "setup", "image": "busybox"}, init=True)
+    sidecar = await rt.start_container("u1", {"name": "proxy", "image": "envoy", "restartPolicy": "Always"},
+                                       init=True)
+    app = await rt.start_container("u1", {"name": "app", "image": "nginx"})
+    assert (init.state, init.exit_code, init.reason) == ("exited", 0, "Completed")
+    assert sidecar.state == "running" and app.state == "running" and app.image == "docker.io/library/nginx:latest"
+    assert (await rt.start_container("u1", {"name": "app", "image": "nginx"})).id == app.id
+    stopped = await rt.stop_container("u1", "app", grace_seconds=30)
+    assert (stopped.state, stopped.exit_code, stopped.reason) == ("exited", 0, "Completed") and stopped.finished_at
+    await rt.remove_sandbox("u1")
+    assert rt.pod_status("u1") is None and rt.ipam is not None and rt.ipam.in_use() == 0
+
+
+async def test_a_pod_keeps_its_address_across_a_restart_of_the_process() -> None:
+    rt = FakeRuntime("n1")
+    rt.update_pod_cidr("198.18.3.0/24")
+    p = pod()
+    p["status"]["podIP"] = "198.18.3.77"
+    assert (await rt.create_sandbox(p, host_ip="h")).ips == ("198.18.3.77",)
