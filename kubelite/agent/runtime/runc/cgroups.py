@@ -65,11 +65,19 @@ def pod_dirs(parent: str, uid: str) -> list[str]:
     return [str(base / parent / uid) for base in own_dirs()]
 
 
-def memory_dir(dirs: list[str], container_id: str) -> Path | None:
+def oom_killed(dirs: list[str], container_id: str) -> bool:
+    """Whether the memory cgroup of the container (still there until `runc delete`) OOM-killed a
+    process: its memory.oom_control counts `oom_kill`s (cgroup v1)."""
+    points = [str(point) for point, _, ctrls in _mounts() if "memory" in ctrls]
     for d in dirs:
-        if "/memory/" in d or d.endswith("/memory"):
-            return Path(d) / container_id
-    return None
+        if any(d.startswith(p + "/") for p in points):
+            try:
+                text = (Path(d) / container_id / "memory.oom_control").read_text()
+            except OSError:
+                return False
+            counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+            return int(counts.get("oom_kill", "0")) > 0
+    return False
 
 
 def remove(dirs: list[str]) -> list[str]:

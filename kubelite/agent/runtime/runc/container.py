@@ -114,15 +114,6 @@ class Runc:
         if result.rc != 0 and "does not exist" not in result.error() and "not exist" not in result.error():
             raise ContainerError(_runc_message(result.error()))
 
-    async def state(self, cid: str) -> Obj | None:
-        result = await system.run(self._runc("state", cid))
-        if result.rc != 0:
-            return None
-        try:
-            return dict(json.loads(result.stdout))
-        except ValueError:
-            return None
-
     def exit_info(self, cid: str) -> ExitInfo | None:
         bundle = self.layout.container_dir(cid)
         path = bundle / "exit"

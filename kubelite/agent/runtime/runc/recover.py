@@ -4,7 +4,7 @@ so running containers keep running).
 For every sandbox record, each container the record last saw created or running is settled by
 what its bundle says now:
 - an exit file (conmon wrote it, maybe while the agent was down) → exited with that code, at the
-  file's mtime, OOMKilled if conmon also wrote `oom`;
+  file's mtime, OOMKilled if conmon also wrote `oom` (or the memory cgroup counted an OOM kill);
 - conmon alive (its pid file, and the pid's command line names the container) → running;
 - conmon gone but the container's process alive → running (its exit is then noticed by polling);
 - neither → exited with an unknown code (255, reason Unknown, as containerd reports a lost exit).
@@ -15,13 +15,15 @@ kubelet's next create_sandbox or remove_sandbox tears them down.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from kubelite.agent.runtime.runc import cgroups
 from kubelite.agent.runtime.runc.container import ExitInfo, Runc
 from kubelite.agent.runtime.runc.state import ContainerRecord, Layout, SandboxRecord
 
 UNKNOWN_EXIT = 255
+OOM_EXIT = 137  # 128 + SIGKILL
 
 
 @dataclass
@@ -41,17 +43,21 @@ def exit_reason(info: ExitInfo) -> str:
     return "Completed" if info.code == 0 else "Error"
 
 
-def apply_exit(c: ContainerRecord, info: ExitInfo) -> None:
+def apply_exit(c: ContainerRecord, info: ExitInfo, *, cgroup_dirs: list[str]) -> None:
+    """Record the exit. conmon's `oom` file can lose the race with the exit it caused, so a SIGKILL
+    exit is also checked against the memory cgroup's OOM-kill count (there until `runc delete`)."""
+    if not info.oom and info.code == OOM_EXIT and cgroups.oom_killed(cgroup_dirs, c.id):
+        info = replace(info, oom=True)
     c.state, c.exit_code, c.reason, c.finished_at = "exited", info.code, exit_reason(info), rfc3339(info.at)
 
 
-def settle(c: ContainerRecord, runc: Runc, *, now: float) -> str:
+def settle(c: ContainerRecord, runc: Runc, *, now: float, cgroup_dirs: list[str]) -> str:
     """The container's state now: "running", or "exited" (applied to the record)."""
     if c.state == "exited":
         return "exited"
     info = runc.exit_info(c.id)
     if info is not None:
-        apply_exit(c, info)
+        apply_exit(c, info, cgroup_dirs=cgroup_dirs)
         return "exited"
     if c.state == "running" and (runc.conmon_pid(c.id) is not None or runc.container_pid(c.id) is not None):
         return "running"
@@ -66,7 +72,7 @@ def recover(layout: Layout, runc: Runc, *, now: float) -> Recovered:
         changed = False
         for c in rec.all_containers():
             before = (c.state, c.exit_code)
-            if settle(c, runc, now=now) == "running":
+            if settle(c, runc, now=now, cgroup_dirs=rec.cgroup_dirs) == "running":
                 found.running.append((rec.uid, c.name))
             elif not c.cleaned:
                 found.to_clean.append((rec.uid, c.name))

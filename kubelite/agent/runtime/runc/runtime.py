@@ -171,10 +171,9 @@ class RuncRuntime:
 
     async def _remove(self, rec: SandboxRecord) -> None:
         for crec in rec.all_containers():
-            settle(crec, self.runc, now=time.time())
-            if crec.state == "running":
+            if self._settle(rec, crec) == "running":
                 info = await self.runc.stop(crec.id, stop_signal=crec.stop_signal, grace=0)
-                self._record_exit(crec, info)
+                self._record_exit(rec, crec, info)
             await self._clean(crec)
             task = self._watchers.pop(crec.id, None)
             if task is not None:
@@ -200,7 +199,7 @@ class RuncRuntime:
             if crec.state == "running":
                 info = self.runc.exit_info(crec.id)
                 if info is not None:
-                    apply_exit(crec, info)
+                    apply_exit(crec, info, cgroup_dirs=rec.cgroup_dirs)
                     changed = True
         if changed:
             self.layout.save(rec)
@@ -229,7 +228,7 @@ class RuncRuntime:
             table = rec.init_containers if init else rec.containers
             current = table.get(name)
             if current is not None:
-                if settle(current, self.runc, now=time.time()) == "running":
+                if self._settle(rec, current) == "running":
                     return container_state(current)
                 await self._clean(current)
             crec = await self.launcher.launch(rec, container, init=init, env=env, mounts=mounts, previous=current)
@@ -246,23 +245,26 @@ class RuncRuntime:
             crec = rec.find(name)
             if crec is None:
                 raise KeyError(f"no container {name} in pod {pod_uid}")
-            if settle(crec, self.runc, now=time.time()) == "running":
+            if self._settle(rec, crec) == "running":
                 info = await self.runc.stop(crec.id, stop_signal=crec.stop_signal, grace=grace_seconds)
-                self._record_exit(crec, info)
+                self._record_exit(rec, crec, info)
             await self._clean(crec)
             self.layout.save(rec)
             return container_state(crec)
 
     # ----- exits ----------------------------------------------------------------------------------
 
-    def _record_exit(self, crec: ContainerRecord, info: ExitInfo | None) -> None:
+    def _settle(self, rec: SandboxRecord, crec: ContainerRecord) -> str:
+        return settle(crec, self.runc, now=time.time(), cgroup_dirs=rec.cgroup_dirs)
+
+    def _record_exit(self, rec: SandboxRecord, crec: ContainerRecord, info: ExitInfo | None) -> None:
         if crec.state == "exited":
             return
         info = info or self.runc.exit_info(crec.id)
         if info is not None:
-            apply_exit(crec, info)
+            apply_exit(crec, info, cgroup_dirs=rec.cgroup_dirs)
         else:
-            settle(crec, self.runc, now=time.time())
+            self._settle(rec, crec)
 
     async def _clean(self, crec: ContainerRecord) -> None:
         await self.launcher.clean(crec)
@@ -283,7 +285,7 @@ class RuncRuntime:
             rec = self._pods.get(uid)
             if crec is None or rec is None:
                 return
-            self._record_exit(crec, info)
+            self._record_exit(rec, crec, info)
             await self._clean(crec)
             self.layout.save(rec)
         if self.on_container_exit is not None:
@@ -299,10 +301,11 @@ class RuncRuntime:
         task = self._watchers.get(crec.id)
         if task is not None:
             await asyncio.wait({task})
-        if crec.state != "exited":
+        rec = self._pods.get(uid)
+        if crec.state != "exited" and rec is not None:
             info = await self.runc.wait_exit(crec.id)
             async with self._lock(uid):
-                self._record_exit(crec, info)
+                self._record_exit(rec, crec, info)
         return int(crec.exit_code if crec.exit_code is not None else 255)
 
     def container_message(self, pod_uid: str, name: str) -> str:
@@ -326,7 +329,7 @@ class RuncRuntime:
         crec = rec.find(name)
         if crec is None:
             raise ContainerNotRunning(f"container {name} not found in pod {rec.namespace}/{rec.name}")
-        if settle(crec, self.runc, now=time.time()) != "running":
+        if self._settle(rec, crec) != "running":
             raise ContainerNotRunning(f"container {name} is not running")
         return crec
 

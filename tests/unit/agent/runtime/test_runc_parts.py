@@ -98,16 +98,16 @@ def running() -> ContainerRecord:
 def test_settle_after_a_restart() -> None:
     now = 1_800_000_000.0
     c = running()
-    assert settle(c, StubRunc(conmon=True), now=now) == "running"  # type: ignore[arg-type]
-    assert settle(c, StubRunc(process=True), now=now) == "running"  # type: ignore[arg-type]
+    assert settle(c, StubRunc(conmon=True), now=now, cgroup_dirs=[]) == "running"  # type: ignore[arg-type]
+    assert settle(c, StubRunc(process=True), now=now, cgroup_dirs=[]) == "running"  # type: ignore[arg-type]
     exited = ExitInfo(code=137, oom=True, at=1_799_999_990.0)
-    assert settle(c, StubRunc(exit_info=exited, conmon=True), now=now) == "exited"  # type: ignore[arg-type]
+    assert settle(c, StubRunc(exit_info=exited, conmon=True), now=now, cgroup_dirs=[]) == "exited"  # type: ignore[arg-type]
     assert (c.exit_code, c.reason, c.finished_at) == (137, "OOMKilled", "2027-01-15T07:59:50Z")
     lost = running()
-    assert settle(lost, StubRunc(), now=now) == "exited"  # type: ignore[arg-type]
+    assert settle(lost, StubRunc(), now=now, cgroup_dirs=[]) == "exited"  # type: ignore[arg-type]
     assert (lost.exit_code, lost.reason) == (UNKNOWN_EXIT, "Unknown")
     completed = running()
-    settle(completed, StubRunc(exit_info=ExitInfo(0, False, now)), now=now)  # type: ignore[arg-type]
+    settle(completed, StubRunc(exit_info=ExitInfo(0, False, now)), now=now, cgroup_dirs=[])  # type: ignore[arg-type]
     assert completed.reason == "Completed"
 
 
