@@ -188,6 +188,24 @@ class NodeProxy:
 
     async def handle(self, request: web.Request, rr: ResourceRequest) -> web.StreamResponse:
         sub = str(rr.subresource)
+        url = await self._agent_url(request, rr, sub)
+        if url is None:
+            return web.Response(body=b"", content_type="text/plain")  # not scheduled: nothing ran, no log
+        data_dir = _data_dir(request)
+        if data_dir is None:
+            raise ServiceUnavailable("this API server cannot reach node agents")
+        context = credentials_for(data_dir).context()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            if sub == "log":
+                return await _proxy_log(request, session, url, context)
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                return await _refuse_spdy(session, url, context)
+            return await _proxy_websocket(request, session, url, context)
+
+    async def _agent_url(self, request: web.Request, rr: ResourceRequest, sub: str) -> str | None:
+        """Validate the request as upstream does, in its order; the agent URL to call (None: a log
+        of a pod that has no node yet)."""
         if request.method not in (("GET",) if sub == "log" else ("GET", "POST")):
             raise MethodNotAllowed(f"{request.method} is not supported on pods/{sub}")
         pod = await self.api.core("pods").get(rr.namespace, rr.name)
@@ -200,21 +218,10 @@ class NodeProxy:
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             if sub == "log":
-                return web.Response(body=b"", content_type="text/plain")  # nothing ran yet: no log
+                return None
             raise BadRequest(f"pod {name} does not have a host assigned")
         host, port = node_endpoint(await self.api.core("nodes").get(None, node_name))
-        data_dir = _data_dir(request)
-        if data_dir is None:
-            raise ServiceUnavailable("this API server cannot reach node agents")
-        url = f"https://{_host(host)}:{port}{agent_path(sub, pod, container, request.query)}"
-        context = credentials_for(data_dir).context()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            if sub == "log":
-                return await _proxy_log(request, session, url, context)
-            if request.headers.get("Upgrade", "").lower() != "websocket":
-                return await _refuse_spdy(session, url, context)
-            return await _proxy_websocket(request, session, url, context)
+        return f"https://{_host(host)}:{port}{agent_path(sub, pod, container, request.query)}"
 
 
 def _host(host: str) -> str:

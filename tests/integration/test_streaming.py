@@ -206,6 +206,20 @@ def test_logs_follow_streams_then_ends_with_the_container(cluster: Cluster, ns: 
             proc.wait()
 
 
+def test_a_follower_that_leaves_releases_the_agent(cluster: Cluster, ns: str) -> None:
+    cluster.run_pod(ns, "left")
+    streaming = cluster.kubelet.streaming
+    assert streaming is not None
+    proc = cluster.server.popen_kubectl("logs", "-f", "left", "-n", ns)
+    try:
+        LineReader(proc.stdout).wait_for("started")
+        assert streaming.open_connections >= 1
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: streaming.open_connections == 0, timeout=5, what="the agent to drop the follow")
+
+
 def test_logs_of_a_deployment(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("create", "deployment", "hello", "-n", ns, "--image=nginx:1.27", "--replicas=2")
     wait_for(lambda: len([p for p in cluster.api("list", PODS, ns)["items"]
@@ -305,6 +319,9 @@ def test_port_forward_echo(cluster: Cluster, ns: str) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=TIMEOUT)
+    streaming = cluster.kubelet.streaming
+    assert streaming is not None
+    wait_for(lambda: streaming.open_connections == 0, timeout=5, what="the tunnel to the agent to close")
 
 
 # ----- bad input -----------------------------------------------------------------------------------
@@ -341,3 +358,11 @@ def test_exec_errors(cluster: Cluster, ns: str) -> None:
     assert result.returncode == 1 and "container nope is not valid for pod target" in result.stderr
     code, status = _raw(cluster, f"/api/v1/namespaces/{ns}/pods/target/log?tailLines=-1")
     assert (code, status["reason"]) == (422, "Invalid") and "tailLines" in status["message"]
+
+
+def test_exec_into_a_stopped_container(cluster: Cluster, ns: str) -> None:
+    pod = cluster.run_pod(ns, "stopped")
+    cluster.server.call(cluster.runtime.stop_container(pod["metadata"]["uid"], "app", grace_seconds=0))
+    result = cluster.kubectl("exec", "stopped", "-n", ns, "--", "true", check=False)
+    assert result.returncode == 1, result
+    assert result.stderr == 'error: unable to upgrade connection: container not found ("app")\n'  # as upstream

@@ -149,6 +149,12 @@ class StreamingServer:
         self.port = int(runner.addresses[0][1])
         log.info("node %s: streaming server on %s:%s", kubelet.name, self.host, self.port)
 
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (each stream holds one)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

@@ -14,24 +14,14 @@ from aiohttp import web
 from kubelite.agent.server import crilog
 from kubelite.agent.server.targets import (
     PodSource,
-    Target,
     check_container,
+    container_running,
     find_pod,
     log_unavailable,
     no_previous,
 )
 from kubelite.lib.httpstreams import until_disconnected
 from kubelite.objects.errors import BadRequest
-
-
-def container_running(target: Target, container: str) -> bool:
-    """Whether the runtime still runs the container (a follow ends when it does not)."""
-    pod_status = getattr(target.runtime, "pod_status", None)
-    status = pod_status(target.uid) if callable(pod_status) else None
-    if status is None:
-        return False
-    state = status.containers.get(container) or status.init_containers.get(container)
-    return state is not None and state.state == "running"
 
 
 async def serve_logs(request: web.Request, source: PodSource) -> web.StreamResponse:

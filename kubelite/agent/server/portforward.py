@@ -28,7 +28,7 @@ from kubelite.agent.server.targets import PodSource, find_pod
 log = logging.getLogger(__name__)
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-CHUNK = 32 * 1024
+CHUNK = 256 * 1024
 Connect = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 Send = Callable[[list[spdy.Frame]], Awaitable[None]]
 

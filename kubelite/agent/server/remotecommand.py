@@ -25,7 +25,7 @@ from multidict import MultiMapping
 
 from kubelite.agent.runtime.streaming import StreamSession
 from kubelite.agent.server import wsstream
-from kubelite.agent.server.targets import PodSource, check_container, find_pod
+from kubelite.agent.server.targets import PodSource, check_container, check_running, find_pod
 from kubelite.objects.errors import BadRequest
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ async def serve_remote_command(request: web.Request, source: PodSource, *, attac
     target = find_pod(source, info["namespace"], info["pod"], info.get("uid"))
     container = check_container(target, info["container"])
     options = stream_options(request.query, exec_=not attach)
+    check_running(target, container)
     protocol = upgrade_protocol(request, wsstream.PROTOCOLS)
     ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=0)
     await ws.prepare(request)

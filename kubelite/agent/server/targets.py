@@ -89,6 +89,25 @@ def check_container(target: Target, container: str) -> str:
     return container
 
 
+def container_running(target: Target, container: str) -> bool:
+    """Whether the runtime runs the container now (a runtime that cannot say is trusted to)."""
+    pod_status = getattr(target.runtime, "pod_status", None)
+    if not callable(pod_status):
+        return True
+    status = pod_status(target.uid)
+    if status is None:
+        return False
+    state = status.containers.get(container) or status.init_containers.get(container)
+    return state is not None and state.state == "running"
+
+
+def check_running(target: Target, container: str) -> None:
+    """exec/attach need a running container; the kubelet's 404 otherwise (kubectl shows it as
+    `unable to upgrade connection: container not found ("app")`)."""
+    if not container_running(target, container):
+        raise NotFound(f'container not found ("{container}")', details={"name": container, "kind": "containers"})
+
+
 def container_status(pod: Obj, container: str) -> Obj:
     status = pod.get("status") or {}
     for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
