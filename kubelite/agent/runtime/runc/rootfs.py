@@ -81,10 +81,10 @@ def remove_tree(path: Path) -> None:
 
 def read_text(rootfs: Path, relative: str, *, limit: int = 1 << 20) -> str | None:
     """A small file of the container's filesystem (e.g. etc/passwd), None if absent. Symlinks are
-    not followed out of the rootfs: the file must be a regular file inside it."""
+    not followed out of the rootfs: the file must resolve to a regular file inside it."""
     path = rootfs / relative
     try:
-        if path.is_symlink() or not path.is_file():
+        if not path.resolve().is_relative_to(rootfs.resolve()) or not path.is_file():
             return None
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read(limit)

@@ -1,9 +1,9 @@
 """Pod sandboxes: what a pod has before and after its containers.
 
-create, in order, the record saved before each step so a crash leaves a description of what
-exists: the pod directory; a named network namespace wired by CNI (address from the podCIDR);
-IPC and UTS namespaces held by bind mounts (hostname = the pod's); a tmpfs for /dev/shm; the
-pod's hosts, hostname and resolv.conf files. A hostNetwork pod skips the network namespace and
+create, the record saved before each step so a crash leaves a description of what may exist:
+the pod directory; side by side, IPC and UTS namespaces held by bind mounts (hostname = the
+pod's) and a named network namespace wired by CNI (address from the podCIDR); then a tmpfs for
+/dev/shm and the pod's hosts, hostname and resolv.conf files (they need the address). A hostNetwork pod skips the network namespace and
 CNI (its address is the node's) and the UTS namespace; hostIPC skips the IPC namespace.
 
 teardown undoes everything a record names, in reverse, continuing past failures: CNI DEL (always,
