@@ -58,7 +58,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     require_host()
     e = Env(tmp_path_factory.mktemp("runc"))
     yield e
-    for pod_uid in list(e.rt._pods):
+    for pod_uid in e.rt.pod_uids():
         await e.rt.remove_sandbox(pod_uid)
     await e.rt.close()
     try:
@@ -297,10 +297,9 @@ async def test_spec_of_a_running_container(env: Env) -> None:
     assert "x from-image specs" in out and "nameserver 198.19.0.10" in out
     assert "search e2e.svc.cluster.local svc.cluster.local cluster.local" in out
     assert "Read-only file system" in out and out.rstrip().endswith("specs")
-    crec = env.rt._pods[uid(p)].containers["sh"]
-    cgroup = next(d for d in env.rt._pods[uid(p)].cgroup_dirs if "/cpu/" in d)
-    assert Path(cgroup, crec.id, "cpu.cfs_quota_us").read_text().strip() == "25000"
-    assert Path(cgroup, crec.id, "cpu.shares").read_text().strip() == "102"
+    code, out, _ = await _exec(env, uid(p), "sh", "cd /sys/fs/cgroup; cat cpu/cpu.cfs_quota_us cpu/cpu.shares "
+                                                  "memory/memory.limit_in_bytes")
+    assert code == 0 and out.split() == ["25000", "102", str(64 * 1024 * 1024)]
     await env.rt.remove_sandbox(uid(p))
 
 
@@ -370,6 +369,10 @@ async def test_a_new_runtime_on_the_same_root_recovers_running_containers(env: E
         await second.close()
         await assert_clean(config)
     finally:
+        sweeper = RuncRuntime(config, env.images)  # whatever a failed assertion left running
+        for pod_uid in sweeper.pod_uids():
+            await sweeper.remove_sandbox(pod_uid)
+        await sweeper.close()
         delete_bridge(RECOVERY_BRIDGE)
 
 
