@@ -241,6 +241,24 @@ def test_exec_exit_code(cluster: Cluster, ns: str) -> None:
     assert ok.stdout == "box\n"
 
 
+def test_exec_process_dies_with_its_client(cluster: Cluster, ns: str) -> None:
+    cluster.run_pod(ns, "sleeper")
+    proc = cluster.server.popen_kubectl("exec", "sleeper", "-n", ns, "--", "sh", "-c", "echo pid=$$; exec sleep 300")
+    try:
+        pid = int(LineReader(proc.stdout).wait_for(r"pid=(\d+)").group(1))
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    wait_for(gone, timeout=10, what=f"the exec'd process {pid} to be killed")
+
+
 def test_exec_stdin(cluster: Cluster, ns: str) -> None:
     cluster.run_pod(ns, "cat")
     text = "".join(f"line {i}\n" for i in range(2000))
