@@ -7,6 +7,7 @@ shapes (scale, binding, eviction) live in `kubelite.api.subresources`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,9 +29,11 @@ NODE_PROXIED = ("log", "exec", "attach", "portforward")  # kubelite.api.proxy, t
 class Api:
     """The resources served and their storages; what handlers and bootstrap code share."""
 
-    def __init__(self, registry: Registry, storages: dict[ResourceType, ResourceStorage]) -> None:
+    def __init__(self, registry: Registry, storages: dict[ResourceType, ResourceStorage], *,
+                 data_dir: Path | None = None) -> None:
         self.registry = registry
         self.storages = storages
+        self.data_dir = data_dir  # where the cluster CA is: the node proxy authenticates with it
 
     def storage(self, rt: ResourceType) -> ResourceStorage:
         return self.storages[rt]

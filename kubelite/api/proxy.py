@@ -171,15 +171,6 @@ def credentials_for(data_dir: Path) -> KubeletCredentials:
     return _CREDENTIALS.setdefault(pki_dir, KubeletCredentials(pki_dir))
 
 
-def _data_dir(request: web.Request) -> Path | None:
-    """The serving API server's data dir. The router holding the ServerConfig is the route's handler
-    (aiohttp wraps a callable object, keeping it as __wrapped__)."""
-    handler = request.match_info.route.handler
-    config = getattr(getattr(handler, "__wrapped__", handler), "config", None)
-    data_dir = getattr(config, "data_dir", None)
-    return Path(data_dir) if data_dir is not None else None
-
-
 # ----- the handler -------------------------------------------------------------------------------
 
 class NodeProxy:
@@ -191,7 +182,7 @@ class NodeProxy:
         url = await self._agent_url(request, rr, sub)
         if url is None:
             return web.Response(body=b"", content_type="text/plain")  # not scheduled: nothing ran, no log
-        data_dir = _data_dir(request)
+        data_dir = self.api.data_dir
         if data_dir is None:
             raise ServiceUnavailable("this API server cannot reach node agents")
         context = credentials_for(data_dir).context()

@@ -38,7 +38,7 @@ def build_api(store: Store, config: ServerConfig, registry: Registry = REGISTRY)
         if rt.kind == "Service" and not rt.group:
             extra = {"service_cidr": config.service_cidr, "node_port_range": config.node_port_range}
         storages[rt] = ResourceStorage(store, rt, strategy_for(rt, **extra))
-    return Api(registry, storages)
+    return Api(registry, storages, data_dir=config.data_dir)
 
 
 @web.middleware
