@@ -71,8 +71,7 @@ class NodeConfig:
 @dataclass(frozen=True)
 class KubeletConfig:
     lease_duration: int = 40  # seconds; upstream nodeLeaseDurationSeconds
-    renew_interval: float = 10.0  # upstream: a quarter of the lease duration
-    status_update_frequency: float = 10.0  # how often a kubelet checks whether its status changed
+    renew_interval: float = 10.0  # upstream: a quarter of the lease duration; status is checked as often
     status_report_frequency: float = 300.0  # upstream nodeStatusReportFrequency: post even if unchanged
     ready_delay: float = 0.0  # hollow pods turn Ready this long after their containers start
     record_events: bool = True

@@ -132,6 +132,8 @@ class PodManager:
         uid = _uid(pod)
         ready, next_ready = self._ready_names(uid)
         latest = self._written.get(uid)
+        if latest is not None and _rv(latest) <= _rv(pod):
+            latest = self._written.pop(uid)  # the watch has caught up with our write
         current_pod = latest if latest is not None and _rv(latest) > _rv(pod) else pod
         current = current_pod.get("status") or {}
         now = now_rfc3339()

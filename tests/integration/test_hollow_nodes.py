@@ -16,6 +16,9 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import json
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -266,3 +269,26 @@ def test_node_that_comes_back_is_ready_and_untainted(cluster: Cluster, ns: str) 
     wait_for(lambda: all(p["spec"].get("nodeName") != VICTIM or not p["metadata"].get("deletionTimestamp")
                          for ns_pods in [cluster.api("list", PODS)["items"]] for p in ns_pods),
              what="terminating pods on the revived node deleted")
+
+
+# ----- the command line (runs last: its nodes are deleted afterwards) ------------------------------
+
+@pytest.mark.parametrize("args", [["agent", "--name", "cli-agent", "--max-pods", "20"],
+                                  ["hollow-nodes", "--count", "2", "--prefix", "cli-hollow-", "--first-index", "50"]])
+def test_command_line_agents(cluster: Cluster, args: list[str]) -> None:
+    names = ["cli-agent"] if args[0] == "agent" else ["cli-hollow-50", "cli-hollow-51"]
+    proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", *args, "--kubeconfig",
+                             str(cluster.server.kubeconfig), "--no-events", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def ready() -> bool:
+            table = cluster.server.kubectl("get", "nodes", *names, check=False).stdout
+            return table.count(" Ready ") == len(names)
+        wait_for(ready, what=f"{names} Ready")
+        if args[0] == "agent":
+            assert cluster.node("cli-agent")["status"]["capacity"]["pods"] == "20"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+        cluster.server.kubectl("delete", "node", *names, "--wait=false", check=False)
+    assert proc.returncode == 0, output
