@@ -266,17 +266,30 @@ def test_node_that_comes_back_is_ready_and_untainted(cluster: Cluster, ns: str) 
     wait_for(lambda: not _taints(cluster, VICTIM), what="taints removed", timeout=20)
     assert f"{VICTIM}   Ready" in cluster.server.kubectl("get", "nodes").stdout
     # the revived kubelet finishes off the pods that were evicted while it was away
-    wait_for(lambda: all(p["spec"].get("nodeName") != VICTIM or not p["metadata"].get("deletionTimestamp")
-                         for ns_pods in [cluster.api("list", PODS)["items"]] for p in ns_pods),
+    def on_victim() -> list[Obj]:
+        return [p for p in cluster.api("list", PODS)["items"] if p["spec"].get("nodeName") == VICTIM]
+
+    wait_for(lambda: not any(p["metadata"].get("deletionTimestamp") for p in on_victim()),
              what="terminating pods on the revived node deleted")
+    # the pod that tolerated the outage runs on, Ready again, with the address it had
+    patient = wait_for(lambda: [p for p in on_victim() if p["metadata"]["name"] == "patient" and running(p)],
+                       what="the patient pod Ready again")[0]
+    assert ipaddress.ip_address(patient["status"]["podIP"]) in ipaddress.ip_network(
+        cluster.node(VICTIM)["spec"]["podCIDR"])
 
 
 # ----- the command line (runs last: its nodes are deleted afterwards) ------------------------------
 
-@pytest.mark.parametrize("args", [["agent", "--name", "cli-agent", "--max-pods", "20"],
+@pytest.mark.parametrize("args", [["agent", "--runtime", "fake", "--name", "cli-agent", "--max-pods", "20"],
                                   ["hollow-nodes", "--count", "2", "--prefix", "cli-hollow-", "--first-index", "50"]])
-def test_command_line_agents(cluster: Cluster, args: list[str]) -> None:
+def test_command_line_agents(cluster: Cluster, args: list[str], tmp_path: Any) -> None:
+    import kubelite.cli.agent
+
     names = ["cli-agent"] if args[0] == "agent" else ["cli-hollow-50", "cli-hollow-51"]
+    if args[0] == "agent" and hasattr(kubelite.cli.agent, "add_streaming_arguments"):
+        # the agent serves logs/exec with a certificate from the cluster PKI
+        args = [*args, "--pki-dir", str(cluster.server.config.data_dir / "pki"), "--streaming-port", "0",
+                "--data-dir", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", *args, "--kubeconfig",
                              str(cluster.server.kubeconfig), "--no-events", "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
