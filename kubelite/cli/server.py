@@ -14,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=6443)
     parser.add_argument("--advertise-address", default="198.19.128.1")
     parser.add_argument("--service-cidr", default="198.19.0.0/17")
+    parser.add_argument("--cluster-cidr", default="198.18.0.0/16", help="pod addresses, one block per node")
+    parser.add_argument("--node-cidr-mask-size", type=int, default=24,
+                        help="size of each node's pod block (24: 256 nodes of 254 pods in a /16)")
+    parser.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+                        help="seconds without a heartbeat before a node is NotReady")
     parser.add_argument("--insecure-http", action="store_true",
                         help="serve plain HTTP without authentication (tests and debugging only)")
     parser.add_argument("--controllers", default="*",
@@ -37,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     config = ServerConfig(data_dir=args.data_dir, datastore=args.datastore, bind_address=args.bind_address,
                           port=args.port, advertise_address=args.advertise_address,
                           service_cidr=args.service_cidr, tls=not args.insecure_http,
+                          cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size,
+                          node_monitor_grace_period=args.node_monitor_grace_period,
                           controllers=args.controllers, scheduler=not args.no_scheduler, identity=args.identity,
                           leader_lease_duration=args.leader_elect_lease_duration,
                           leader_renew_deadline=args.leader_elect_renew_deadline,
