@@ -306,4 +306,4 @@ def test_rule_apply_time_full_and_incremental() -> None:
               f"   {r['inc_nft']:.4f} / {r['inc_total']:.4f} / {r['inc_bytes']:.0f}")
     assert rows[1000]["inc_nft"] < rows[1000]["full_nft"]
     assert all(r["inc_bytes"] < 1000 for r in rows.values())  # the update does not grow with the table
-    assert rows[5000]["inc_total"] < 0.5
+    assert rows[5000]["inc_total"] < 1.0  # measured 0.14-0.24 s on a busy 2-vCPU VM
