@@ -76,6 +76,11 @@ class KubeletConfig:
     ready_delay: float = 0.0  # hollow pods turn Ready this long after their containers start
     record_events: bool = True
     register_concurrency: int = 64
+    # Multiplies the kubelet's own waits (restart and image back-off, probe timings, retries,
+    # volume refresh) so tests see CrashLoopBackOff in seconds; messages keep upstream's numbers.
+    time_scale: float = 1.0
+    root_dir: str = ""  # where pod volumes live (<root_dir>/pods/<uid>); "" = no volumes (hollow nodes)
+    sync_frequency: float = 60.0  # upstream syncFrequency: how often configMap/secret volumes are refreshed
 
 
 def node_ip(index: int, ip_range: str = DEFAULT_NODE_IP_RANGE) -> str:

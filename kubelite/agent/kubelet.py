@@ -28,6 +28,7 @@ from kubelite.agent.runtime.interface import ContainerRuntime
 from kubelite.client import Client
 from kubelite.client.events import EventRecorder
 from kubelite.client.resources import LEASES, NODES
+from kubelite.images.api import ImageStoreAPI
 from kubelite.objects.errors import AlreadyExists, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -74,11 +75,13 @@ class Kubelet:
     streaming: StreamingServer | None = None  # set before register(): serves logs/exec/attach/port-forward
 
     def __init__(self, clients: AgentClients | Client, node: NodeConfig, runtime: ContainerRuntime, *,
-                 config: KubeletConfig | None = None) -> None:
+                 config: KubeletConfig | None = None, images: ImageStoreAPI | None = None) -> None:
         if isinstance(clients, Client):
             clients = AgentClients(clients, clients, clients)
         self.client, self.heartbeat_client = clients.api, clients.heartbeat
         self.config, self.runtime = config or KubeletConfig(), runtime
+        # the image store imagePullPolicy is checked against (None: every image counts as present)
+        self.images: ImageStoreAPI | None = images if images is not None else getattr(runtime, "images", None)
         self.node_config = node
         self.name = node.name
         self.node: Obj | None = None
@@ -92,6 +95,8 @@ class Kubelet:
         self.events = EventRecorder(clients.events, component="kubelet", host=self.name) \
             if self.config.record_events else None
         self.pods = PodManager(self)
+        if getattr(runtime, "on_container_exit", None) is None:
+            runtime.on_container_exit = self.pods.container_exited
 
     # ----- identity and status -------------------------------------------------------------------
 
@@ -133,6 +138,8 @@ class Kubelet:
             self._set_node(await self.client.get(NODES, self.name))
             await self.report_status(force=True)
         await self.renew_lease()
+        # the host delivers this node's pods before registering it: what else the runtime holds is gone
+        await self.pods.cleanup_orphans()
         self.registered.set()
         if self._readiness.ready:
             self.record(self.node_ref, "Normal", "NodeReady", f"Node {self.name} status is now: NodeReady")

@@ -2,14 +2,17 @@
 and addresses) holding containers that are started and stopped one by one.
 
 The kubelet never looks inside a runtime: it asks for a sandbox, starts the pod's containers in
-it, stops them with a grace period and asks for their state, which it turns into pod status.
-`runtime/fake.py` implements it without processes (hollow nodes); a runc-based runtime will
-implement the same Protocol. All methods are idempotent where the CRI's are: starting a container
-that runs, or stopping one that stopped, returns its current state.
+it (with the environment and volume mounts it resolved), stops them with a grace period and asks
+for their state, which it turns into pod status. A runtime reports containers that exit by
+themselves through `on_container_exit`, and after an agent restart tells which pods it still holds
+(`pod_uids`). `runtime/fake.py` implements it without processes (hollow nodes), `runtime/runc`
+with real containers. All methods are idempotent where the CRI's are: starting a container that
+runs, or stopping one that stopped, returns its current state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -62,6 +65,7 @@ class ContainerState:
     exit_code: int | None = None
     reason: str = ""
     restart_count: int = 0
+    message: str = ""  # why it ended, when the runtime knows more than the exit code (a StartError)
 
 
 @dataclass
@@ -71,7 +75,13 @@ class PodRuntimeStatus:
     containers: dict[str, ContainerState] = field(default_factory=dict)
 
 
+ExitCallback = Callable[[str, str], None]  # (pod uid, container name)
+
+
 class ContainerRuntime(Protocol):
+    # Called when a container exits by itself (PLEG-style), so the kubelet syncs the pod at once.
+    on_container_exit: ExitCallback | None
+
     def version(self) -> RuntimeVersion: ...
 
     def readiness(self) -> tuple[bool, bool, str]:
@@ -86,9 +96,15 @@ class ContainerRuntime(Protocol):
         """Create (or return the existing) sandbox of `pod`; raises SandboxError when it cannot yet."""
         ...
 
-    async def start_container(self, pod_uid: str, container: Obj, *, init: bool = False) -> ContainerState:
-        """Create and start `container` (a pod spec container) in the pod's sandbox. An init
-        container that is not a sidecar runs to completion before this returns."""
+    async def start_container(self, pod_uid: str, container: Obj, *, init: bool = False,
+                              env: Sequence[tuple[str, str]] | None = None,
+                              mounts: Sequence[Mount] = ()) -> ContainerState:
+        """Create and start `container` (a pod spec container) in the pod's sandbox; if its current
+        instance exited, start a new one with restart_count + 1. An init container that is not a
+        sidecar runs to completion before this returns. `env`: the environment the kubelet resolved
+        (None: the literal values of `container.env`); `mounts`: its volumes as the kubelet
+        prepared them. Raises the image store's ImageNotFound / InvalidImageName, or another
+        exception for a configuration that cannot be created (CreateContainerError)."""
         ...
 
     async def stop_container(self, pod_uid: str, name: str, *, grace_seconds: int) -> ContainerState:
@@ -100,3 +116,7 @@ class ContainerRuntime(Protocol):
         ...
 
     def pod_status(self, pod_uid: str) -> PodRuntimeStatus | None: ...
+
+    def pod_uids(self) -> list[str]:
+        """Every pod the runtime holds a sandbox for (after an agent restart: what it recovered)."""
+        ...

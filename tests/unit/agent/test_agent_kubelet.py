@@ -195,3 +195,18 @@ async def test_wheel_spreads_heartbeats_and_skips_a_busy_kubelet() -> None:
     task.cancel()
     assert all(4 <= b.times <= 6 for b in fast), [b.times for b in fast]
     assert slow.times == 2 and wheel.skipped >= 2
+
+
+async def test_registering_removes_what_the_runtime_holds_for_pods_gone_from_the_node() -> None:
+    api = FakeAPI()
+    runtime = FakeRuntime("n1")
+    runtime.update_pod_cidr("198.18.7.0/24")
+    await runtime.create_sandbox({"metadata": {"name": "old", "namespace": "ns", "uid": "gone"}, "spec": {}},
+                                 host_ip="h")
+    await runtime.start_container("gone", {"name": "app", "image": "nginx"})
+    k = Kubelet(AgentClients(api, api, api), NodeConfig(name="n1", internal_ip="198.19.128.16"),  # type: ignore[arg-type]
+                runtime, config=CONFIG)
+    assert runtime.on_container_exit is not None  # the kubelet listens for exits
+    await k.register()
+    assert runtime.pod_uids() == []
+    await k.stop()
