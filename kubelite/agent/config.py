@@ -81,6 +81,9 @@ class KubeletConfig:
     time_scale: float = 1.0
     root_dir: str = ""  # where pod volumes live (<root_dir>/pods/<uid>); "" = no volumes (hollow nodes)
     sync_frequency: float = 60.0  # upstream syncFrequency: how often configMap/secret volumes are refreshed
+    # Service environment variables (KUBERNETES_SERVICE_HOST, ...): None = only for runtimes that run
+    # processes (the hollow runtime ignores env, so hollow nodes skip the service reads)
+    service_links: bool | None = None
 
 
 def node_ip(index: int, ip_range: str = DEFAULT_NODE_IP_RANGE) -> str:

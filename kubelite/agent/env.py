@@ -5,7 +5,10 @@ kubelet fetches them (`fetch_sources`, the only I/O here) into `Sources`; `resol
 then builds the list: envFrom first, in order (keys prefixed, invalid names skipped and reported),
 then `env` in order, each `value` `$(VAR)`-expanded against what is defined so far, each
 `valueFrom` read from the pod (fieldRef), the container's resources (resourceFieldRef) or a
-ConfigMap/Secret key. A later definition replaces an earlier one in place.
+ConfigMap/Secret key. A later definition replaces an earlier one in place. Service variables
+(`service_env`: `<NAME>_SERVICE_HOST`, `<NAME>_PORT_80_TCP`, ... for the `kubernetes` service and,
+with enableServiceLinks, the pod's namespace's services) come last unless the container defines
+the same name, and `$(VAR)` sees them too.
 
 Errors are upstream's CreateContainerConfigError messages (`EnvError`): a missing object or key
 that is not optional. An optional one is skipped.
@@ -248,9 +251,11 @@ def _value_from(pod: Obj, container: Obj, ref: Obj, sources: Sources, facts: Pod
     raise EnvError("unsupported valueFrom source")
 
 
-def resolve_env(pod: Obj, container: Obj, sources: Sources, facts: PodFacts) -> tuple[list[tuple[str, str]], list[str]]:
+def resolve_env(pod: Obj, container: Obj, sources: Sources, facts: PodFacts, *,
+                services: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """(the container's environment, names envFrom skipped as invalid). Raises EnvError."""
     env: dict[str, str] = {}
+    services = services or {}
     skipped = _env_from(container, sources, env)
     for var in container.get("env") or []:
         name = str(var.get("name"))
@@ -260,9 +265,62 @@ def resolve_env(pod: Obj, container: Obj, sources: Sources, facts: PodFacts) -> 
             if value is None:
                 continue  # an optional reference to something missing
         else:
-            value = expand(str(var.get("value") or ""), env.get)
+            value = expand(str(var.get("value") or ""), lambda key: env.get(key, services.get(key)))
         env[name] = value
-    return list(env.items()), skipped
+    return [*env.items(), *((k, v) for k, v in services.items() if k not in env)], skipped
+
+
+# ----- service links -------------------------------------------------------------------------------
+
+MASTER_SERVICES = ("kubernetes",)
+
+
+def _cluster_ip(service: Obj) -> str:
+    ip = str((service.get("spec") or {}).get("clusterIP") or "")
+    return "" if ip in ("", "None") else ip
+
+
+def service_env(services: Iterable[Obj], *, namespace: str, enable_links: bool) -> dict[str, str]:
+    """upstream envvars.FromServices over the services a pod sees: the master service from
+    `default` always, the pod's namespace's with enableServiceLinks; sorted by service name."""
+    chosen: dict[str, Obj] = {}
+    for service in services:
+        meta = service.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if not _cluster_ip(service):
+            continue
+        if meta.get("namespace") == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, service)
+        elif meta.get("namespace") == namespace and enable_links:
+            chosen[name] = service
+    env: dict[str, str] = {}
+    for name in sorted(chosen):
+        env.update(_one_service(name, chosen[name]))
+    return env
+
+
+def _one_service(name: str, service: Obj) -> dict[str, str]:
+    prefix = name.upper().replace("-", "_")
+    ip = _cluster_ip(service)
+    host = f"[{ip}]" if ":" in ip else ip
+    ports = (service.get("spec") or {}).get("ports") or []
+    env = {f"{prefix}_SERVICE_HOST": ip}
+    if not ports:
+        return env
+    env[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+    for port in ports:
+        if port.get("name"):
+            env[f"{prefix}_SERVICE_PORT_{str(port['name']).upper().replace('-', '_')}"] = str(port.get("port"))
+    first = ports[0]
+    env[f"{prefix}_PORT"] = f"{str(first.get('protocol') or 'TCP').lower()}://{host}:{first.get('port')}"
+    for port in ports:
+        protocol = str(port.get("protocol") or "TCP")
+        base = f"{prefix}_PORT_{port.get('port')}_{protocol.upper()}"
+        env[base] = f"{protocol.lower()}://{host}:{port.get('port')}"
+        env[f"{base}_PROTO"] = protocol.lower()
+        env[f"{base}_PORT"] = str(port.get("port"))
+        env[f"{base}_ADDR"] = ip
+    return env
 
 
 def skipped_message(container: Obj, skipped: list[str]) -> str:

@@ -24,7 +24,7 @@ from kubelite.agent.host import KubeletHost
 from kubelite.agent.kubelet import Kubelet
 from kubelite.agent.runtime.runc import RuncRuntime
 from kubelite.client import Client, Connection
-from kubelite.client.resources import CONFIGMAPS, NAMESPACES, NODES, PODS
+from kubelite.client.resources import CONFIGMAPS, NAMESPACES, NODES, PODS, SERVICES
 from kubelite.objects.errors import NotFound
 from tests.e2e.runc_fixtures import (
     StubImages,
@@ -219,8 +219,9 @@ def test_env_and_volumes_inside_the_container(node: Node, ns: str) -> None:
     uid = node.run(ns, "vols", container(env=env, volumeMounts=mounts), writer, volumes=volumes)
     node.wait_running(ns, "vols")
     code, out = node.exec(uid, "c", "cat /cfg/key; echo; cat /info/labels; echo; echo $MESSAGE; "
-                                    "grep ' /mem ' /proc/mounts; cat /shared/note; touch /cfg/x 2>&1")
+                                    "grep ' /mem ' /proc/mounts; echo $KUBERNETES_SERVICE_HOST; touch /cfg/x 2>&1")
     lines = out.splitlines()
+    assert lines[4] == node.api("get", SERVICES, "kubernetes", "default")["spec"]["clusterIP"]
     assert lines[0] == "v1" and lines[2] == "hello from $(POD_NAME)"  # POD_NAME is defined after MESSAGE
     assert "tmpfs /mem tmpfs" in lines[3] and "size=8192k" in lines[3]
     wait_for(lambda: node.exec(uid, "c", "cat /shared/note")[1] == "shared-note\n", what="the writer's note")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubelite.agent.env import EnvError, PodFacts, Sources, expand, references, resolve_env
+from kubelite.agent.env import EnvError, PodFacts, Sources, expand, references, resolve_env, service_env
 
 Obj = dict[str, Any]
 FACTS = PodFacts(pod_ips=("198.18.0.5",), host_ip="198.19.128.16", node_allocatable={"cpu": "4", "memory": "16Gi"})
@@ -83,3 +83,36 @@ def test_env_from_a_missing_object() -> None:
         resolve_env(pod(container), container, Sources(secrets={"gone": None}), FACTS)
     container["envFrom"][0]["secretRef"]["optional"] = True
     assert resolve_env(pod(container), container, Sources(secrets={"gone": None}), FACTS)[0] == []
+
+
+def svc(name: str, namespace: str, ip: str, *ports: Obj) -> Obj:
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": {"clusterIP": ip, "ports": list(ports)}}
+
+
+def test_service_links() -> None:
+    services = [svc("kubernetes", "default", "198.19.0.1", {"name": "https", "port": 443, "protocol": "TCP"}),
+                svc("other", "default", "198.19.0.9", {"port": 80}),
+                svc("my-db", "ns", "198.19.0.5", {"name": "sql", "port": 5432, "protocol": "TCP"},
+                    {"port": 53, "protocol": "UDP"}),
+                svc("headless", "ns", "None", {"port": 80})]
+    env = service_env(services, namespace="ns", enable_links=True)
+    assert env["KUBERNETES_SERVICE_HOST"] == "198.19.0.1" and env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443"
+    assert env["KUBERNETES_PORT"] == "tcp://198.19.0.1:443"
+    assert {k: v for k, v in env.items() if k.startswith("MY_DB")} == {
+        "MY_DB_SERVICE_HOST": "198.19.0.5", "MY_DB_SERVICE_PORT": "5432", "MY_DB_SERVICE_PORT_SQL": "5432",
+        "MY_DB_PORT": "tcp://198.19.0.5:5432", "MY_DB_PORT_5432_TCP": "tcp://198.19.0.5:5432",
+        "MY_DB_PORT_5432_TCP_PROTO": "tcp", "MY_DB_PORT_5432_TCP_PORT": "5432", "MY_DB_PORT_5432_TCP_ADDR": "198.19.0.5",
+        "MY_DB_PORT_53_UDP": "udp://198.19.0.5:53", "MY_DB_PORT_53_UDP_PROTO": "udp",
+        "MY_DB_PORT_53_UDP_PORT": "53", "MY_DB_PORT_53_UDP_ADDR": "198.19.0.5"}
+    assert not any(k.startswith(("OTHER", "HEADLESS")) for k in env)
+    assert set(service_env(services, namespace="ns", enable_links=False)) == {
+        k for k in env if k.startswith("KUBERNETES")}
+
+
+def test_service_variables_come_last_and_expand() -> None:
+    container = {"name": "app", "env": [{"name": "URL", "value": "https://$(KUBERNETES_SERVICE_HOST)"},
+                                        {"name": "KUBERNETES_SERVICE_PORT", "value": "mine"}]}
+    services = {"KUBERNETES_SERVICE_HOST": "198.19.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    env, _ = resolve_env(pod(container), container, Sources(), FACTS, services=services)
+    assert env == [("URL", "https://198.19.0.1"), ("KUBERNETES_SERVICE_PORT", "mine"),
+                   ("KUBERNETES_SERVICE_HOST", "198.19.0.1")]
