@@ -127,8 +127,18 @@ async def run_tcp(host: str, port: int, *, timeout: float) -> Outcome:
 
 async def run_hook(runtime: Any, session: Any, pod: Obj, container: Obj, hook: Obj, *, purpose: str,
                    pod_ip: str, timeout: float) -> str:
-    """Run a postStart/preStop handler within `timeout` seconds; "" on success, else upstream's
-    message for the Failed*Hook event. `session` makes the aiohttp session for httpGet."""
+    """Run a postStart/preStop handler for at most `timeout` seconds; "" on success (or when it
+    ran out of time: the grace period goes on, as upstream), else upstream's message for the
+    Failed*Hook event. `session` makes the aiohttp session for httpGet."""
+    try:
+        return await asyncio.wait_for(_hook(runtime, session, pod, container, hook, purpose=purpose, pod_ip=pod_ip,
+                                            timeout=timeout), timeout + 0.5)
+    except TimeoutError:
+        return ""
+
+
+async def _hook(runtime: Any, session: Any, pod: Obj, container: Obj, hook: Obj, *, purpose: str,
+                pod_ip: str, timeout: float) -> str:
     from kubelite.agent.restarts import pod_ref
 
     meta, name = pod.get("metadata") or {}, str(container.get("name"))

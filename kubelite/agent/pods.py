@@ -120,11 +120,16 @@ class PodManager:
         known = set(self.workers.known())
         for uid in [u for u in self.runtime.pod_uids() if u not in known]:
             log.info("kubelet %s: removing pod %s, deleted while the agent was away", self.kubelet.name, uid)
-            with contextlib.suppress(SandboxError, KeyError):
+            try:
                 await self.runtime.remove_sandbox(uid)
+            except Exception as exc:  # the others must still go; a later restart tries again
+                log.warning("kubelet %s: could not remove pod %s: %s", self.kubelet.name, uid, exc)
         if self.volumes is not None:
             for uid in [u for u in self.volumes.pod_uids() if u not in known]:
-                await self.volumes.teardown(uid)
+                try:
+                    await self.volumes.teardown(uid)
+                except OSError as exc:
+                    log.warning("kubelet %s: could not remove the volumes of pod %s: %s", self.kubelet.name, uid, exc)
 
     async def stop(self) -> None:
         await self.workers.stop()
@@ -249,8 +254,16 @@ class PodManager:
 
     async def _volumes(self, pod: Obj, st: PodState) -> float | None:
         """Set up (or refresh) the pod's volumes; the retry delay when one cannot be."""
-        if self.volumes is None or not (pod.get("spec") or {}).get("volumes"):
+        if not (pod.get("spec") or {}).get("volumes"):
             return None
+        if self.volumes is None:
+            if self.runtime_name == "fake":
+                return None  # hollow containers have no files to mount
+            message = "this kubelet has no root directory for pod volumes (KubeletConfig.root_dir)"
+            if st.note_once("FailedMount", message):
+                self.record(pod, "Warning", "FailedMount", message)
+            await self._write_status(pod, waiting_reason="ContainerCreating")
+            return VOLUME_RETRY * 30 * self.scale
         now = time.monotonic()
         if st.volume_paths is not None and (not uses_files(pod) or now < st.volumes_refresh_at):
             return None
