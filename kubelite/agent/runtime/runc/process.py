@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubelite.agent.env import expand
+
 Obj = dict[str, Any]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -34,36 +36,6 @@ class SpecError(Exception):
 # ----- command and args ----------------------------------------------------------------------------
 
 
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """Upstream's `$(VAR)` expansion: known names are replaced, `$$` gives `$`, anything else
-    (unknown names, an unclosed `$(`, a lone `$`) is kept as written."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch != "$" or i + 1 == n:
-            out.append(ch)
-            i += 1
-            continue
-        nxt = text[i + 1]
-        if nxt == "$":
-            out.append("$")
-            i += 2
-        elif nxt == "(":
-            close = text.find(")", i + 2)
-            if close < 0:
-                out.append("$(")
-                i += 2
-            else:
-                name = text[i + 2:close]
-                out.append(env.get(name, f"$({name})"))
-                i = close + 1
-        else:
-            out.append("$" + nxt)
-            i += 2
-    return "".join(out)
-
-
 def merge_args(container: Obj, image_config: Obj, env: Mapping[str, str]) -> list[str]:
     """The process argv: the table in upstream's "Define a Command and Arguments" docs."""
     command = [str(c) for c in container.get("command") or []]
@@ -71,9 +43,9 @@ def merge_args(container: Obj, image_config: Obj, env: Mapping[str, str]) -> lis
     entrypoint = [str(e) for e in image_config.get("Entrypoint") or []]
     cmd = [str(c) for c in image_config.get("Cmd") or []]
     if command:
-        argv = [expand(c, env) for c in command] + [expand(a, env) for a in args]
+        argv = [expand(c, env.get) for c in command] + [expand(a, env.get) for a in args]
     elif args:
-        argv = entrypoint + [expand(a, env) for a in args]
+        argv = entrypoint + [expand(a, env.get) for a in args]
     else:
         argv = entrypoint + cmd
     if not argv:

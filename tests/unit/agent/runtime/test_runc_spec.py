@@ -76,7 +76,7 @@ def test_no_command_anywhere_is_a_config_error() -> None:
     ("$(EMPTY)x", "x"),
 ])
 def test_variable_expansion_as_upstream(text: str, expected: str) -> None:
-    assert process.expand(text, {"NAME": "value", "EMPTY": ""}) == expected
+    assert process.expand(text, {"NAME": "value", "EMPTY": ""}.get) == expected
 
 
 def test_command_and_args_are_expanded_against_the_container_env() -> None:
