@@ -131,7 +131,7 @@ class ContainerOps:
         if maps or secrets:
             sources = await envmod.fetch_sources(self.manager.client, str(pod["metadata"].get("namespace") or ""),
                                                  maps, secrets)
-        env, skipped = envmod.resolve_env(pod, container, sources, facts, services=await self.manager.service_env(pod))
+        env, skipped = envmod.resolve_env(pod, container, sources, facts, services=await self.manager.reads.service_env(pod))
         if skipped:
             message = envmod.skipped_message(container, skipped)
             if st.note_once("InvalidEnvironmentVariableNames", message):

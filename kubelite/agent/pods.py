@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubelite.agent import env as envmod
 from kubelite.agent import podactions, podstate, podstatus
+from kubelite.agent.apireads import ApiReads
 from kubelite.agent.clock import now_rfc3339
 from kubelite.agent.containers import ContainerOps, grace_seconds
 from kubelite.agent.env import PodFacts
@@ -45,7 +45,7 @@ from kubelite.agent.probes import ProbeContext, ProbeManager
 from kubelite.agent.restarts import Backoff, is_sidecar
 from kubelite.agent.runtime.interface import PodRuntimeStatus, SandboxError
 from kubelite.agent.volumes import VolumeManager, VolumeSetupError, uses_files
-from kubelite.client.resources import CONFIGMAPS, PODS, SECRETS, SERVICES
+from kubelite.client.resources import PODS
 from kubelite.objects.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
 SANDBOX_RETRY = 5.0
 VOLUME_RETRY = 2.0  # nominal seconds
-SERVICES_TTL = 2.0  # seconds a namespace's services are reused for the containers starting meanwhile
 
 
 def _uid(pod: Obj) -> str:
@@ -87,12 +86,11 @@ class PodManager:
         self.images = ImagePuller(kubelet.images, scale=self.scale)
         self.probes = ProbeManager(self.runtime, context=self._probe_context, notify=self.resync,
                                    record=kubelet.record, scale=self.scale)
-        self.volumes = VolumeManager(Path(config.root_dir), self._fetch) if config.root_dir else None
-        self.ops = ContainerOps(self)
         self.runtime_name = self.runtime.version().name
         links = config.service_links
-        self.service_links = links if links is not None else self.runtime_name != "fake"
-        self._services: dict[str, tuple[float, list[Obj]]] = {}  # namespace -> (when read, services)
+        self.reads = ApiReads(self.client, service_links=links if links is not None else self.runtime_name != "fake")
+        self.volumes = VolumeManager(Path(config.root_dir), self.reads.fetch) if config.root_dir else None
+        self.ops = ContainerOps(self)
         self._states: dict[str, PodState] = {}
         self._written: dict[str, Obj] = {}  # uid -> the pod as our last status write returned it
         self._waiting: set[str] = set()  # uids without a sandbox for want of a podCIDR
@@ -153,34 +151,6 @@ class PodManager:
         return PodFacts(pod_ips=rt.sandbox.ips if rt else (), host_ip=node.internal_ip,
                         node_allocatable={"cpu": node.cpu, "memory": node.memory,
                                           "ephemeral-storage": node.ephemeral_storage})
-
-    async def service_env(self, pod: Obj) -> dict[str, str]:
-        """The service variables of the pod's containers (upstream reads them from an informer;
-        here a short-lived cache of the namespace's services and the `kubernetes` service)."""
-        if not self.service_links:
-            return {}
-        namespace = str(pod["metadata"].get("namespace") or "")
-        enable = (pod.get("spec") or {}).get("enableServiceLinks") is not False
-        services = await self._services_of("default")
-        if enable and namespace != "default":
-            services = [*services, *await self._services_of(namespace)]
-        return envmod.service_env(services, namespace=namespace, enable_links=enable)
-
-    async def _services_of(self, namespace: str) -> list[Obj]:
-        cached = self._services.get(namespace)
-        if cached is not None and time.monotonic() - cached[0] < SERVICES_TTL:
-            return cached[1]
-        items = list((await self.client.list(SERVICES, namespace)).get("items") or [])
-        if len(self._services) > 256:
-            self._services.clear()
-        self._services[namespace] = (time.monotonic(), items)
-        return items
-
-    async def _fetch(self, kind: str, namespace: str, name: str) -> Obj | None:
-        try:
-            return await self.client.get(CONFIGMAPS if kind == "configmap" else SECRETS, name, namespace)
-        except NotFound:
-            return None
 
     def _probe_context(self, uid: str, name: str) -> ProbeContext | None:
         pod, st = self.workers.pod(uid), self._states.get(uid)
