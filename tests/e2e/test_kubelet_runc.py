@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from kubelite.agent.runtime.runc import RuncRuntime
 from kubelite.client import Client, Connection
 from kubelite.client.resources import CONFIGMAPS, NAMESPACES, NODES, PODS, SERVICES
 from kubelite.objects.errors import NotFound
+from tests import support
 from tests.e2e.runc_fixtures import (
     StubImages,
     assert_clean,
@@ -45,15 +47,7 @@ BRIDGE = "klks0"
 SLEEP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+wait_for = partial(support.wait_for, timeout=30.0, interval=0.05)
 
 
 class Node:

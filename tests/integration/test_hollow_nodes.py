@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from kubelite.agent.config import KubeletConfig
 from kubelite.agent.hollow import HollowNodes
 from kubelite.client import Client, Connection
 from kubelite.client.resources import EVENTS, NODES, PODS
+from tests import support
 from tests.integration.conftest import ServerThread
 
 Obj = dict[str, Any]
@@ -53,15 +55,7 @@ WORKLOADS = _have("kubelite.controllers.replicaset") and _have("kubelite.control
 SCHEDULER = _have("kubelite.scheduler.scheduler")
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+wait_for = partial(support.wait_for, timeout=TIMEOUT, interval=0.1)
 
 
 class Cluster:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from kubelite.agent.runtime.fake import Behaviour, FakeRuntime
 from kubelite.client import Client, Connection
 from kubelite.client.resources import CONFIGMAPS, EVENTS, NAMESPACES, NODES, PODS
 from kubelite.images.api import ImageNotFound, ImageRecord
+from tests import support
 from tests.integration.conftest import ServerThread
 
 Obj = dict[str, Any]
@@ -37,15 +39,7 @@ TIMEOUT = 20.0
 SCALE = 0.01
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+wait_for = partial(support.wait_for, timeout=TIMEOUT, interval=0.02)
 
 
 class Images:

@@ -12,7 +12,8 @@ import ipaddress
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kubelite.client import Client, Connection
 from kubelite.client.resources import ENDPOINTS, ENDPOINTSLICES, NODES, PODS, SERVICES
 from kubelite.cluster.server import ServerRuntime
 from kubelite.objects.errors import NotFound
+from tests import support
 from tests.integration.conftest import ServerThread
 
 CONTROLLERS = "endpoints,endpointslice,loadbalancer"
@@ -90,15 +92,7 @@ class Cluster:
         return items
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+wait_for = partial(support.wait_for, timeout=10.0, interval=0.02)
 
 
 def addresses(endpoints: Obj | None, field: str = "addresses") -> list[str]:

@@ -22,7 +22,8 @@ import termios
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ from kubelite.agent.server.app import StreamingServer
 from kubelite.agent.server.certs import from_cluster_pki
 from kubelite.client import Client, Connection
 from kubelite.client.resources import NODES, PODS
+from tests import support
 from tests.integration.conftest import KUBECTL, ServerThread
 
 Obj = dict[str, Any]
@@ -42,15 +44,7 @@ TIMEOUT = 30.0
 NODE = "stream-0"
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+wait_for = partial(support.wait_for, timeout=TIMEOUT, interval=0.05)
 
 
 class Cluster:
