@@ -1,5 +1,5 @@
-"""Objects a cluster has from its first start (kube-apiserver's system namespaces controller and
-the `kubernetes` Service). Idempotent: safe on every start."""
+"""Objects a cluster has from its first start (kube-apiserver's system namespaces controller,
+the `kubernetes` Service, and the cluster DNS's `kube-dns` Service). Idempotent: safe on every start."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kubelite.api.handlers import Api
 from kubelite.api.objectmeta import Obj, meta
 from kubelite.api.storage import ResourceStorage
 from kubelite.cluster.config import ServerConfig
-from kubelite.objects.errors import AlreadyExists, Invalid
+from kubelite.objects.errors import AlreadyExists, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,13 @@ async def ensure_system_objects(api: Api, config: ServerConfig) -> None:
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": config.port}]},
     }
     await _create_absent(api.core("services"), "default", service)
+    if config.dns:
+        from kubelite.dns.service import NAMESPACE, kube_dns_service
+
+        try:
+            await _create_absent(api.core("services"), NAMESPACE, kube_dns_service(config.dns_service_ip))
+        except NotFound:  # its ClusterIP was taken by a user's Service: the cluster still starts
+            log.warning("kube-dns Service not created: %s is in use", config.dns_service_ip)
 
 
 async def _create_absent(storage: ResourceStorage, namespace: str | None, obj: Obj) -> None:

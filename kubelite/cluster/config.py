@@ -32,6 +32,10 @@ class ServerConfig:
     leader_lease_duration: float = 15.0  # seconds (kube-controller-manager's --leader-elect-* defaults)
     leader_renew_deadline: float = 10.0
     leader_retry_period: float = 2.0
+    dns: bool = True  # serve the cluster DNS (kubelite/dns) and create the kube-dns Service
+    dns_listen: str = "127.0.0.1:10053"  # comma-separated host:port list (UDP and TCP); port 0 picks one
+    dns_upstreams: tuple[str, ...] = ()  # host[:port] resolvers for other names; () reads /etc/resolv.conf
+    cluster_domain: str = "cluster.local"
 
     @property
     def datastore_url(self) -> str:

@@ -34,6 +34,7 @@ class ServerRuntime:
     url: str = ""
     internal_client: Any = None
     electors: list[Any] = field(default_factory=list)
+    dns: Any = None
 
     async def start(self) -> None:
         from kubelite.api.auth import AllowAuthenticated, Authenticator, TokenFile, auth_middleware
@@ -68,6 +69,23 @@ class ServerRuntime:
         self.tasks.append(asyncio.create_task(compact_forever(self.store, self.config), name="compaction"))
         log.info("API server listening on %s", self.url)
         self._start_control_loops()
+        if self.config.dns:
+            await self._start_dns()
+
+    async def _start_dns(self) -> None:
+        """The cluster DNS on every server (no leader lease: each answers from its own caches). A
+        listen address in use is logged, not fatal: the API matters more than a second DNS."""
+        from kubelite.dns.server import DnsServer, parse_listen
+
+        upstreams = list(self.config.dns_upstreams) or None
+        self.dns = DnsServer(self.internal_client, listen=parse_listen(self.config.dns_listen),
+                             zone=self.config.cluster_domain, dns_ip=self.config.dns_service_ip,
+                             upstreams=upstreams)
+        try:
+            await self.dns.start()
+        except OSError as exc:
+            log.error("cluster DNS not started: %s", exc)
+            await self.dns.stop()
 
     def _start_control_loops(self) -> None:
         """Controllers and scheduler, each under its own leader lease, talking to the API through
@@ -123,6 +141,8 @@ class ServerRuntime:
         write_kubeconfig(self.admin_kubeconfig, config)
 
     async def stop(self) -> None:
+        if self.dns is not None:
+            await self.dns.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
