@@ -6,8 +6,9 @@ The server runs in this process on 127.0.0.1 (an index filled with `--services` 
 and one headless Service with 10 endpoints; no API server, so only DNS is measured). Load comes
 from a second process (this module with --client) that keeps `--window` UDP queries in flight,
 the wire built once with dnspython and only the ID changed. Also printed: the cost of one
-`DnsServer.handle` call (parse, resolve, render) without sockets, and the round trip of one
-`dns.asyncquery.udp` at a time from the server's own process.
+`DnsServer.handle` call without sockets, from the rendered-answer cache and with the cache emptied
+first (parse, resolve, render: a question asked for the first time since the cluster changed),
+and the round trip of one `dns.asyncquery.udp` at a time from the server's own process.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ async def serve_and_measure(args: argparse.Namespace) -> dict[str, object]:
             for _ in range(n):
                 server.handle(wire, udp=True)
             results[f"{label}_handle_us"] = round((time.perf_counter() - started) / n * 1e6, 1)
+            n, started = 2_000, time.perf_counter()
+            for _ in range(n):
+                server.answers.clear()  # as after every change in the cluster
+                server.handle(wire, udp=True)
+            results[f"{label}_handle_uncached_us"] = round((time.perf_counter() - started) / n * 1e6, 1)
             command = [sys.executable, "-m", "kubelite.dns.bench", "--client", str(port), "--name", name,
                        "--seconds", str(args.seconds), "--window", str(args.window)]
             process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)

@@ -5,10 +5,7 @@ Data flow: Service, EndpointSlice and Pod informers (through `kubelite.client`, 
 component) -> handlers update the `ClusterIndex` -> each query is parsed with dnspython, answered by
 `records.resolve` (pure) or by the `Forwarder`, and rendered to wire format. In-zone answers are
 computed synchronously in the datagram callback; only forwarded or chased names cost a task.
-Rendered in-zone answers are kept by the query's bytes (after its ID) until the index changes, so a
-repeated question (search-path NXDOMAINs, a ClusterIP name) costs a dict lookup; answers with
-several records in a set are rendered every time so dnspython shuffles them (load spreading over a
-headless Service's endpoints, as CoreDNS's loadbalance plugin does).
+Rendered in-zone answers are reused while the index is unchanged (`answers.RenderedAnswers`).
 
 Invariants: listeners open only after the informers synced (or 5 s passed, as CoreDNS starts
 unsynced after its own wait), so a restart does not answer NXDOMAIN for names that exist; a UDP
@@ -35,6 +32,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from kubelite.dns.answers import RenderedAnswers, render
 from kubelite.dns.forward import Forwarder, Upstream, upstreams_from_resolv_conf
 from kubelite.dns.index import ClusterIndex
 from kubelite.dns.records import Reply, Zone, resolve
@@ -45,8 +43,6 @@ SYNC_WAIT = 5.0
 UDP_DEFAULT_SIZE = 512
 UDP_MAX_SIZE = 1232  # the DNS flag day 2020 default: no IP fragmentation
 TCP_IDLE_TIMEOUT = 10.0
-RENDERED_CACHE_SIZE = 10_000
-MAX_CACHED_QUERY = 512
 ZONE_TRANSFERS = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
 Result = bytes | Awaitable[bytes] | None
 
@@ -71,8 +67,7 @@ class DnsServer:
         self._tcp_servers: list[asyncio.Server] = []
         self._tcp_writers: set[asyncio.StreamWriter] = set()
         self.queries = 0
-        self._rendered: dict[tuple[bytes, bool], bytes] = {}  # (query after its ID, udp) -> answer after its ID
-        self._rendered_serial = -1
+        self.answers = RenderedAnswers()
 
     # ----- lifecycle ------------------------------------------------------------------------------
 
@@ -157,10 +152,8 @@ class DnsServer:
         needs upstream, or None to drop the datagram (not a query at all)."""
         self.queries += 1
         key = (wire[2:], udp)
-        if self._rendered_serial != self.index.serial:
-            self._rendered.clear()
-            self._rendered_serial = self.index.serial
-        elif (hit := self._rendered.get(key)) is not None:
+        hit = self.answers.get(key, self.index.serial)
+        if hit is not None:
             return wire[:2] + hit
         try:
             query = dns.message.from_wire(wire)
@@ -186,12 +179,7 @@ class DnsServer:
         _fill(response, reply, authoritative=True)
         if reply.chase is not None:
             return self._chase(response, reply.chase, question.rdtype, size)
-        answer = render(response, size)
-        if len(wire) <= MAX_CACHED_QUERY and all(len(rrset) == 1 for rrset in reply.answer):
-            if len(self._rendered) >= RENDERED_CACHE_SIZE:
-                self._rendered.clear()
-            self._rendered[key] = answer[2:]
-        return answer
+        return self.answers.put(key, response, size)
 
     async def _forward(self, response: dns.message.Message, question: dns.rrset.RRset, size: int) -> bytes:
         answer = await self.forwarder.lookup(question.name, question.rdtype, question.rdclass)
@@ -286,22 +274,11 @@ def udp_size(query: dns.message.Message) -> int:
     return max(UDP_DEFAULT_SIZE, min(query.payload, UDP_MAX_SIZE))
 
 
-def render(response: dns.message.Message, max_size: int) -> bytes:
-    """Wire format within max_size; a response that does not fit goes out without records and
-    with TC set (the client then asks again over TCP)."""
-    try:
-        return response.to_wire(max_size=max_size)
-    except dns.exception.TooBig:
-        response.answer, response.authority, response.additional = [], [], []
-        response.flags |= dns.flags.TC
-        return response.to_wire(max_size=max_size)
-
-
 def _fill(response: dns.message.Message, reply: Reply, *, authoritative: bool) -> None:
     response.set_rcode(reply.rcode)
     if authoritative:
         response.flags |= dns.flags.AA
-    response.answer = list(reply.answer)  # dnspython renders each rrset in random order
+    response.answer = list(reply.answer)
     response.authority = list(reply.authority)
     response.additional = list(reply.additional)
 

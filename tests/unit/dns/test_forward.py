@@ -8,8 +8,9 @@ import dns.message
 import dns.rcode
 import dns.rrset
 
+from kubelite.dns.answers import render
 from kubelite.dns.forward import AnswerCache, Upstream, cache_ttl, upstreams_from_resolv_conf
-from kubelite.dns.server import _header_only, render, udp_size
+from kubelite.dns.server import _header_only, udp_size
 
 RESOLV = """# generated
 search example.internal

@@ -40,7 +40,7 @@ def test_repeated_questions_are_answered_from_the_cache_until_the_index_changes(
     first = ask(server, dns.message.make_query(NAME, "A"))
     assert addresses(first) == ["198.19.0.20"] and first.flags & dns.flags.AA
     again = ask(server, dns.message.make_query(NAME, "A"))  # another ID, same bytes otherwise
-    assert addresses(again) == ["198.19.0.20"] and len(server._rendered) == 1
+    assert addresses(again) == ["198.19.0.20"] and len(server.answers) == 1
     index.put_service({"metadata": {"name": "web", "namespace": "default"}, "spec": {"clusterIP": "198.19.0.21"}})
     assert addresses(ask(server, dns.message.make_query(NAME, "A"))) == ["198.19.0.21"]
     index.delete_service({"metadata": {"name": "web", "namespace": "default"}})
@@ -82,3 +82,16 @@ async def _await(pending: object) -> bytes:
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:10053, [::1]:53") == [("127.0.0.1", 10053), ("::1", 53)]
     assert parse_listen("") == []
+
+
+def test_several_addresses_take_turns_first() -> None:
+    server, index = server_with("198.19.0.20")
+    index.put_service({"metadata": {"name": "db", "namespace": "default"}, "spec": {"clusterIP": "None"}})
+    index.put_slice({"metadata": {"name": "db-1", "namespace": "default",
+                                  "labels": {"kubernetes.io/service-name": "db"}}, "addressType": "IPv4",
+                     "endpoints": [{"addresses": [f"198.18.0.{n}"]} for n in (1, 2, 3)]})
+    answers = [addresses(ask(server, dns.message.make_query("db.default.svc.cluster.local.", "A")))
+               for _ in range(6)]
+    assert all(sorted(a) == ["198.18.0.1", "198.18.0.2", "198.18.0.3"] for a in answers)
+    assert sorted(a[0] for a in answers[:3]) == ["198.18.0.1", "198.18.0.2", "198.18.0.3"]
+    assert answers[3:] == answers[:3]  # round-robin over the cached rotations
