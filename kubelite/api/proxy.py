@@ -287,17 +287,37 @@ async def _proxy_websocket(request: web.Request, session: aiohttp.ClientSession,
         return downstream
 
 
+# close codes that mean "no close frame came" and must never be sent in one (RFC 6455 7.4.1)
+_RESERVED_CLOSE_CODES = (1005, 1006, 1015)
+
+
+def relayed_close_code(received: int | None) -> int:
+    """The code to close the other side with: the one the closing side sent in its close frame
+    (not `close_code`, which aiohttp overwrites with 1006 when its close reply fails because the
+    peer already dropped the connection); 1011 when no close frame came."""
+    if received is None or received in _RESERVED_CLOSE_CODES:
+        return 1011
+    return received
+
+
 async def _relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketResponse) -> None:
     """Copy messages both ways; when one side closes, close the other with the same code."""
 
     async def pump(source: Any, sink: Any) -> None:
-        async for message in source:
+        received: int | None = None
+        while True:
+            message = await source.receive()
             if message.type == WSMsgType.BINARY:
                 await sink.send_bytes(message.data)
             elif message.type == WSMsgType.TEXT:
                 await sink.send_str(message.data)
+            elif message.type == WSMsgType.CLOSE:
+                received = int(message.data)
+                break
+            elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await sink.close(code=source.close_code or 1000)
+            await sink.close(code=relayed_close_code(received))
 
     tasks = [asyncio.create_task(pump(client, agent)), asyncio.create_task(pump(agent, client))]
     try:
