@@ -115,12 +115,11 @@ def _answer_in_zone(qname: dns.name.Name, qtype: int, index: ClusterIndex, zone:
     if node.cname is not None:  # qtype CNAME
         reply.answer.append(dns.rrset.from_rdata(owner, zone.ttl, CNAME(IN, T.CNAME, node.cname)))
         return reply
-    types = list(node.rdatas) if qtype == T.ANY else [qtype]
-    for rdtype in types:
-        if node.rdatas.get(rdtype):
-            reply.answer.append(dns.rrset.from_rdata_list(owner, zone.ttl, node.rdatas[rdtype]))
-    if not reply.answer:
+    types = [t for t in (list(node.rdatas) if qtype == T.ANY else [qtype]) if node.rdatas.get(t)]
+    if not types:  # NODATA, possibly at the end of a CNAME chain
         return _negative(reply, dns.rcode.NOERROR, index, zone)
+    for rdtype in types:
+        reply.answer.append(dns.rrset.from_rdata_list(owner, zone.ttl, node.rdatas[rdtype]))
     if qtype in (T.SRV, T.NS, T.ANY):
         reply.additional.extend(node.additional)
     return reply

@@ -143,6 +143,8 @@ def test_external_name_inside_the_cluster_is_chased_here(index: ClusterIndex) ->
     reply = ask(index, "alias.default.svc.cluster.local")
     assert [r.rdtype for r in reply.answer] == [T.CNAME, T.A] and reply.chase is None
     assert texts(reply, rdtype=T.A) == ["198.19.0.20"]
+    nodata = ask(index, "alias.default.svc.cluster.local", T.AAAA)
+    assert [r.rdtype for r in nodata.answer] == [T.CNAME] and [r.rdtype for r in nodata.authority] == [T.SOA]
 
 
 def test_external_name_loop_is_servfail(index: ClusterIndex) -> None:
