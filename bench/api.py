@@ -96,7 +96,7 @@ class Server:
         log = (data_dir / "server.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir",
                                       str(data_dir), "--port", str(port), "--log-level", "warning",
-                                      "--controllers=", "--no-scheduler"],
+                                      "--controllers=", "--no-scheduler", "--no-dns"],
                                      stdout=log, stderr=subprocess.STDOUT)
 
     def ssl_context(self) -> ssl.SSLContext:

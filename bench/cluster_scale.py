@@ -35,7 +35,7 @@ from kubelite.cluster.config import ServerConfig
 from kubelite.cluster.server import serve_forever
 asyncio.run(serve_forever(ServerConfig(data_dir=Path(sys.argv[1]), port=int(sys.argv[2]), controllers=sys.argv[3],
                                        node_cidr_mask_size=int(sys.argv[4]), scheduler=sys.argv[5] == "1",
-                                       leader_elect=False)))
+                                       leader_elect=False, dns=False)))
 """
 
 

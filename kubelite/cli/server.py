@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='controllers to run: "*" for all, names, "-name" to exclude; "" for none')
     parser.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
     parser.add_argument("--identity", default="", help="name in leader elections (default: host_pid)")
+    parser.add_argument("--no-dns", action="store_true", help="do not serve the cluster DNS")
+    parser.add_argument("--dns-listen", default="127.0.0.1:10053",
+                        help="host:port list (comma-separated) the cluster DNS listens on, UDP and TCP")
+    parser.add_argument("--dns-upstream", action="append", default=[], metavar="HOST[:PORT]",
+                        help="resolver for names outside the cluster (repeatable; default: /etc/resolv.conf)")
+    parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
     parser.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
                           service_cidr=args.service_cidr, tls=not args.insecure_http,
                           cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size,
                           node_monitor_grace_period=args.node_monitor_grace_period,
+                          dns=not args.no_dns, dns_listen=args.dns_listen,
+                          dns_upstreams=tuple(args.dns_upstream), cluster_domain=args.cluster_domain,
                           controllers=args.controllers, scheduler=not args.no_scheduler, identity=args.identity,
                           leader_lease_duration=args.leader_elect_lease_duration,
                           leader_renew_deadline=args.leader_elect_renew_deadline,

@@ -36,6 +36,7 @@ class ServerThread:
     def __init__(self, data_dir: Path, *, tls: bool = True, datastore: str = "", controllers: str = "",
                  scheduler: bool = False, **config_overrides: Any) -> None:
         config_overrides.setdefault("advertise_address", "127.0.0.1")
+        config_overrides.setdefault("dns", False)  # tests that want DNS ask for it, on a free port
         self.config = ServerConfig(data_dir=data_dir, datastore=datastore, port=free_port(), tls=tls,
                                    controllers=controllers, scheduler=scheduler, **config_overrides)
         self.loop = asyncio.new_event_loop()

@@ -161,7 +161,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     upstream = FakeUpstream(free_port())
     # advertise a non-loopback address: Endpoints validation rejects 127.0.0.0/8 (as upstream's does)
     srv = ServerThread(tmp_path_factory.mktemp("dns"), controllers="endpoints,endpointslice",
-                       advertise_address="198.19.128.1", dns_listen="127.0.0.1:0",
+                       advertise_address="198.19.128.1", dns=True, dns_listen="127.0.0.1:0",
                        dns_upstreams=(f"127.0.0.1:{upstream.port}",))
     srv.start()
     srv.call(upstream.start())

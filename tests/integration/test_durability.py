@@ -34,7 +34,7 @@ class ServerProcess:
         log = (self.data_dir / "server.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir",
                                       str(self.data_dir), "--port", str(self.port), "--log-level", "warning",
-                                      "--controllers=", "--no-scheduler"],
+                                      "--controllers=", "--no-scheduler", "--no-dns"],
                                      stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
