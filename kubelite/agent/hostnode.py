@@ -85,8 +85,8 @@ def preflight(*, euid: int, missing_tools: Iterable[str], missing_cni: Iterable[
                         "root (sudo kubelite agent ...), or use --runtime fake for a node without containers")
     tools = sorted(set(missing_tools))
     if tools:
-        packages = " ".join(sorted({TOOLS.get(t, t) for t in tools}))
-        problems.append(f"{', '.join(tools)} not found in PATH: apt-get install -y {packages}")
+        packages = " ".join(sorted({TOOLS.get(Path(t).name, Path(t).name) for t in tools}))
+        problems.append(f"{', '.join(tools)} not found: apt-get install -y {packages}")
     plugins = list(missing_cni)
     if plugins:
         problems.append(f"CNI plugins {', '.join(plugins)} not found in {cni_dir}: apt-get install -y "

@@ -121,6 +121,8 @@ def connection(args: argparse.Namespace) -> Connection:
 
 def pki_dir(args: argparse.Namespace) -> Path | None:
     if args.pki_dir:
+        if not (Path(args.pki_dir) / "ca.key").exists():
+            raise SystemExit(f"error: no ca.key in --pki-dir {args.pki_dir} (the server's <data-dir>/pki holds it)")
         return Path(args.pki_dir)
     default = Path(args.data_dir) / "pki"
     return default if (default / "ca.key").exists() else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def host_problems() -> list[str]:
     problems = probe_preflight(runc="runc", conmon="conmon", cni_dir=Path("/usr/lib/cni"))
     if not BUSYBOX.exists():
         problems.append(f"{BUSYBOX} not found: apt-get install -y busybox-static")
-    missing = [t for t in ("curl", "iptables-save") if subprocess.run(["which", t], capture_output=True).returncode]
+    missing = [t for t in ("curl", "iptables-save") if shutil.which(t) is None]
     if missing:
         problems.append(f"{', '.join(missing)} not found: apt-get install -y curl iptables")
     return problems

@@ -80,7 +80,11 @@ class LineReader:
 
     def __init__(self, stream: Any) -> None:
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(line) for line in stream], daemon=True).start()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.put(line)
 
     def wait_for(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
         deadline, seen = time.monotonic() + timeout, []
@@ -330,8 +334,10 @@ def test_two_containers_share_an_emptydir(node_cluster: NodeCluster, node_ns: st
     reader = container("reader", SLEEPER, volumeMounts=mount)
     node_cluster.apply(pod_manifest(node_ns, "sharing", writer, reader, volumes=[{"name": "shared", "emptyDir": {}}]))
     node_cluster.wait_pod(node_ns, "sharing", pod_ready, what="Running and Ready")
-    read = lambda: node_cluster.kubectl("exec", "sharing", "-c", "reader", "-n", node_ns, "--",  # noqa: E731
-                                        "cat", "/shared/note", check=False).stdout
+    def read() -> str:
+        return node_cluster.kubectl("exec", "sharing", "-c", "reader", "-n", node_ns, "--", "cat", "/shared/note",
+                                    check=False).stdout
+
     assert wait_for(read, timeout=10, what="the writer's note") == "from sharing\n"
     node_cluster.kubectl("delete", "pod", "sharing", "-n", node_ns, "--wait=false")
 

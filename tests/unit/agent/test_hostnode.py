@@ -33,7 +33,9 @@ def test_preflight_names_what_to_install() -> None:
                          cni_dir=Path("/usr/lib/cni"))
     assert len(problems) == 3
     assert "root" in problems[0] and "--runtime fake" in problems[0]
-    assert problems[1] == "conmon, runc, unshare not found in PATH: apt-get install -y conmon runc util-linux"
+    assert problems[1] == "conmon, runc, unshare not found: apt-get install -y conmon runc util-linux"
+    custom = preflight(euid=0, missing_tools=["/opt/bin/runc"], missing_cni=[], cni_dir=Path("/usr/lib/cni"))
+    assert custom == ["/opt/bin/runc not found: apt-get install -y runc"]
     assert "bridge, portmap not found in /usr/lib/cni" in problems[2]
     assert "apt-get install -y containernetworking-plugins" in problems[2] and "--cni-bin-dir" in problems[2]
 
@@ -138,6 +140,8 @@ def test_the_agent_without_credentials_says_what_to_give(tmp_path: Path) -> None
 
 def test_tls_material_comes_from_files_or_the_pki(pki: Pki, tmp_path: Path) -> None:
     assert agent_cli.tls_source(_args(tmp_path)) is None
+    with pytest.raises(SystemExit, match="no ca.key"):
+        agent_cli.tls_source(_args(tmp_path, "--pki-dir", str(tmp_path / "elsewhere")))
     assert agent_cli.tls_source(_args(tmp_path, "--pki-dir", str(pki.directory))) is not None
     with pytest.raises(SystemExit, match="go together"):
         agent_cli.tls_source(_args(tmp_path, "--tls-cert-file", "x.crt"))
