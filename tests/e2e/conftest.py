@@ -12,7 +12,8 @@ bridge named for the cluster, with their own netns prefix and cgroup parent, add
 cluster CIDR of their own. Teardown deletes the workloads and pods through the API and waits until
 the runtime holds no sandbox, stops the agent by PID, runs `kubelite agent --cleanup` for whatever a
 failed test left, asserts that nothing is left (`runc_fixtures.leftovers`: processes, mounts,
-netns, veths, IP allocations, runc containers, cgroups), then removes the bridge and the address.
+netns, veths, IP allocations, runc containers, cgroups; plus volumes and pod log directories), then
+removes the bridge and the address.
 `bench/pods.py` uses the same class.
 """
 
@@ -36,6 +37,7 @@ import pytest
 from kubelite.agent.hostnode import NodePaths, probe_preflight
 from kubelite.agent.runtime.runc import RuncConfig
 from kubelite.agent.runtime.runc.cni import CniSettings
+from kubelite.agent.runtime.runc.rootfs import mounts_under
 from kubelite.agent.runtime.runc.sandbox import SandboxSettings
 from kubelite.client import Client, Connection
 from kubelite.client.resources import DEPLOYMENTS, NODES, PODS, REPLICASETS
@@ -263,7 +265,13 @@ class NodeCluster:
                           sandbox=SandboxSettings(netns_prefix=self.spec.tag, cgroup_parent=self.spec.tag))
 
     def leftovers(self) -> dict[str, list[str]]:
-        return {k: v for k, v in leftovers(self.runtime_config()).items() if v}
+        """What pods left on the host (runc_fixtures' census of the runtime) plus the kubelet's
+        volume mounts and directories and the pods' log directories; empty when clean."""
+        found = leftovers(self.runtime_config())
+        found["volume mounts"] = mounts_under(self.paths.kubelet)
+        found["pod dirs"] = sorted(str(p) for p in (self.paths.kubelet / "pods").glob("*"))
+        found["pod log dirs"] = sorted(str(p) for p in self.paths.logs.glob("*"))
+        return {k: v for k, v in found.items() if v}
 
     def nothing_left(self) -> bool:
         return not self.leftovers()
