@@ -92,6 +92,7 @@ class Kubelet:
         self._dirty = False
         self._readiness = self.readiness()
         self._report_task: asyncio.Task[None] | None = None
+        self._rotate_task: asyncio.Task[None] | None = None
         self.events = EventRecorder(clients.events, component="kubelet", host=self.name) \
             if self.config.record_events else None
         self.pods = PodManager(self)
@@ -140,9 +141,18 @@ class Kubelet:
         await self.renew_lease()
         # the host delivers this node's pods before registering it: what else the runtime holds is gone
         await self.pods.cleanup_orphans()
+        self._start_log_rotation()
         self.registered.set()
         if self._readiness.ready:
             self.record(self.node_ref, "Normal", "NodeReady", f"Node {self.name} status is now: NodeReady")
+
+    def _start_log_rotation(self) -> None:
+        from kubelite.agent.logrotate import LogRotator
+
+        rotator = LogRotator(self.runtime)
+        if rotator.enabled() and self._rotate_task is None:  # runtimes with log files (not hollow ones)
+            self._rotate_task = asyncio.get_running_loop().create_task(rotator.run(),
+                                                                       name=f"logrotate:{self.name}")
 
     def _set_node(self, node: Obj) -> None:
         if _rv(node) < _rv(self.node):
@@ -242,6 +252,8 @@ class Kubelet:
         self.stopped = True
         if self._report_task is not None:
             self._report_task.cancel()
+        if self._rotate_task is not None:
+            self._rotate_task.cancel()
         await self.pods.stop()
         if self.streaming is not None:
             await self.streaming.stop()
