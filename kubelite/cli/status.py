@@ -15,11 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from kubelite.cluster.daemon import Daemon
 
-    running = 0
-    for name in DAEMONS:
-        daemon = Daemon(name, args.data_dir)
+    known = [Daemon(name, args.data_dir) for name in DAEMONS]
+    present = [d for d in known if d.pid_file.exists() or d.name == "server"]
+    for daemon in present:
         pid = daemon.pid()
-        running += pid is not None
         state = f"Running (pid {pid})" if pid else "Stopped"
-        print(f"{name}: {state}  log: {daemon.log_file}")
-    return 0 if running == len(DAEMONS) else 3
+        print(f"{daemon.name}: {state}  log: {daemon.log_file}")
+    return 0 if all(d.pid() is not None for d in present) else 3

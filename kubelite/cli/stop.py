@@ -6,7 +6,7 @@ import argparse
 
 from kubelite.cli.common import add_data_dir
 
-DAEMONS = ("server",)
+DAEMONS = ("nodes", "agent", "server")  # nodes first, so they stop before the API they report to
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +17,6 @@ def run(args: argparse.Namespace) -> int:
     from kubelite.cluster.daemon import Daemon
 
     for name in DAEMONS:
-        stopped = Daemon(name, args.data_dir).stop()
-        print(f"* {name}: {'stopped' if stopped else 'not running'}")
+        if Daemon(name, args.data_dir).stop():
+            print(f"* {name}: stopped")
     return 0

@@ -170,6 +170,23 @@ async def test_a_rotated_log_is_reopened(env: Env) -> None:
     await env.rt.remove_sandbox(uid(p))
 
 
+async def test_the_kubelet_rotator_rotates_a_full_log_and_keeps_a_bounded_number(env: Env) -> None:
+    from kubelite.agent.logrotate import LogRotator, rotated_files
+
+    p = pod("rotor", ctr("tick", "sh", "-c", "while true; do echo tick-tick-tick; sleep 0.01; done"))
+    await _start(env, p)
+    log = env.rt.log_path(uid(p), "tick")
+    assert log is not None
+    rotator = LogRotator(env.rt, max_size=512, max_files=2)
+    for _ in range(3):
+        await wait_for(lambda: log.exists() and log.stat().st_size >= 512)
+        assert await asyncio.to_thread(rotator.rotate_all) == 1
+    await wait_for(lambda: log.exists() and "tick-tick-tick" in log.read_text())
+    kept = rotated_files(log)
+    assert len(kept) == 1 and "tick-tick-tick" in kept[0].read_text()  # max_files=2: live + 1 rotated
+    await env.rt.remove_sandbox(uid(p))
+
+
 async def test_start_and_config_errors(env: Env) -> None:
     p = pod("broken", ctr("missing", "/no/such/binary"), ctr("root", "id", securityContext={"runAsNonRoot": True}))
     await env.rt.create_sandbox(p, host_ip=HOST_IP)
