@@ -15,14 +15,12 @@ import ipaddress
 import json
 import os
 import pty
-import queue
 import re
 import select
 import signal
 import struct
 import subprocess
 import termios
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from kubelite.client.resources import PODS
 from kubelite.cluster.nodecreds import NODES_GROUP
 from kubelite.images.testimages import BUSYBOX_REF, HTTPD_REF, INDEX_HTML
 from kubelite.objects.errors import NotFound
+from tests import support
 from tests.e2e.conftest import TIMEOUT, NodeCluster, pod_ready, wait_for
 from tests.integration.conftest import KUBECTL
 
@@ -75,28 +74,6 @@ def curl(url: str, *, timeout: float = 5) -> str:
     return result.stdout
 
 
-class LineReader:
-    """A subprocess's output read in a thread, so a test can wait for a line with a timeout."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
-        deadline, seen = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            seen.append(line)
-            if match := re.search(pattern, line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r} in {seen!r}")
 
 
 # ----- the node --------------------------------------------------------------------------------------
@@ -194,7 +171,7 @@ def test_logs_follow_streams(node_cluster: NodeCluster, web: tuple[str, list[Obj
     pod = pods[0]
     proc = node_cluster.server.popen_kubectl("logs", "-f", pod["metadata"]["name"], "-n", ns)
     try:
-        reader = LineReader(proc.stdout)
+        reader = support.LineReader(proc.stdout, timeout=TIMEOUT)
         for _ in range(3):
             marker = f"/follow-{uuid.uuid4().hex[:8]}"
             subprocess.run(["curl", "-s", "-m", "5", f"http://{pod['status']['podIP']}{marker}"], capture_output=True)
@@ -254,7 +231,7 @@ def test_port_forward_serves_a_request(node_cluster: NodeCluster, web: tuple[str
     ns, pods = web
     proc = node_cluster.server.popen_kubectl("port-forward", f"pod/{pods[0]['metadata']['name']}", "-n", ns, "0:80")
     try:
-        port = LineReader(proc.stdout).wait_for(r"Forwarding from 127\.0\.0\.1:(\d+) -> 80").group(1)
+        port = support.LineReader(proc.stdout, timeout=TIMEOUT).wait_for(r"Forwarding from 127\.0\.0\.1:(\d+) -> 80").group(1)
         assert curl(f"http://127.0.0.1:{port}/") == INDEX_HTML
         assert curl(f"http://127.0.0.1:{port}/cgi-bin/id").strip() == pods[0]["metadata"]["name"]
     finally:

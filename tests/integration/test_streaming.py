@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import pty
-import queue
 import re
 import select
 import socket
@@ -19,7 +18,6 @@ import ssl
 import struct
 import subprocess
 import termios
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -112,30 +110,6 @@ def ns(cluster: Cluster) -> str:
     return name
 
 
-class LineReader:
-    """Reads a subprocess's stream in a thread so tests can wait for a line with a timeout."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _run(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        seen = []
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            seen.append(line)
-            if match := re.search(pattern, line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r} in {seen!r}")
 
 
 # ----- node ----------------------------------------------------------------------------------------
@@ -184,7 +158,7 @@ def test_logs_follow_streams_then_ends_with_the_container(cluster: Cluster, ns: 
     pod = cluster.run_pod(ns, "tailed")
     proc = cluster.server.popen_kubectl("logs", "-f", "tailed", "-n", ns)
     try:
-        lines = LineReader(proc.stdout)
+        lines = support.LineReader(proc.stdout, timeout=TIMEOUT)
         lines.wait_for("started")
         cluster.write_log(pod, "first new line\n")
         lines.wait_for("first new line")
@@ -206,7 +180,7 @@ def test_a_follower_that_leaves_releases_the_agent(cluster: Cluster, ns: str) ->
     assert streaming is not None
     proc = cluster.server.popen_kubectl("logs", "-f", "left", "-n", ns)
     try:
-        LineReader(proc.stdout).wait_for("started")
+        support.LineReader(proc.stdout, timeout=TIMEOUT).wait_for("started")
         assert streaming.open_connections >= 1
     finally:
         proc.kill()
@@ -239,7 +213,7 @@ def test_exec_process_dies_with_its_client(cluster: Cluster, ns: str) -> None:
     cluster.run_pod(ns, "sleeper")
     proc = cluster.server.popen_kubectl("exec", "sleeper", "-n", ns, "--", "sh", "-c", "echo pid=$$; exec sleep 300")
     try:
-        pid = int(LineReader(proc.stdout).wait_for(r"pid=(\d+)").group(1))
+        pid = int(support.LineReader(proc.stdout, timeout=TIMEOUT).wait_for(r"pid=(\d+)").group(1))
     finally:
         proc.kill()
         proc.wait()
@@ -318,7 +292,7 @@ def test_port_forward_echo(cluster: Cluster, ns: str) -> None:
     cluster.run_pod(ns, "echo", ports=[{"containerPort": 8080}])
     proc = cluster.server.popen_kubectl("port-forward", "pod/echo", "-n", ns, "0:8080")
     try:
-        port = int(LineReader(proc.stdout).wait_for(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080").group(1))
+        port = int(support.LineReader(proc.stdout, timeout=TIMEOUT).wait_for(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080").group(1))
         for message in (b"hello through the tunnel", os.urandom(300_000)):
             with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
                 sock.sendall(message)
