@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubelite.cluster.nodecreds import kubeconfig_path
 from kubelite.images.store import default_root
+from kubelite.lib.net import is_ip
 
 if TYPE_CHECKING:
     from kubelite.agent.runtime.runc import RuncRuntime
@@ -155,17 +156,11 @@ def _ip_json(*args: str) -> list[Obj]:
 
 def probe_node_ip(api_host: str, *, skip_links: Iterable[str] = ()) -> str | None:
     """`choose_node_ip` on this host's routing table (`ip route get` sends nothing)."""
-    route = _ip_json("route", "get", api_host) if _is_ip(api_host) else []
+    route = _ip_json("route", "get", api_host) if is_ip(api_host) else []
     return choose_node_ip(route_to_api=route, default_routes=_ip_json("-4", "route", "show", "default"),
                           links=_ip_json("-4", "addr", "show"), skip_links=skip_links)
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 # ----- capacity ----------------------------------------------------------------------------------

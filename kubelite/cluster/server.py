@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from kubelite.cluster.config import ServerConfig
+from kubelite.lib.net import is_ip
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ class ServerRuntime:
         from kubelite.cluster.pki import ensure_pki, server_ssl_context
 
         ips = [self.config.bind_address, self.config.advertise_address, self.config.kubernetes_service_ip,
-               *[s for s in self.config.extra_sans if _is_ip(s)]]
-        dns = [socket.gethostname(), *[s for s in self.config.extra_sans if not _is_ip(s)]]
+               *[s for s in self.config.extra_sans if is_ip(s)]]
+        dns = [socket.gethostname(), *[s for s in self.config.extra_sans if not is_ip(s)]]
         self.pki = ensure_pki(self.config.data_dir / "pki", ip_sans=[ip for ip in ips if ip != "0.0.0.0"],
                               dns_sans=dns)
         return server_ssl_context(self.pki)
@@ -156,14 +157,6 @@ class ServerRuntime:
             await self.store.close()
 
 
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 async def serve_forever(config: ServerConfig) -> None:
