@@ -263,11 +263,7 @@ class SqliteStore:
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
         def run(c: sqlite3.Connection) -> Event:
-            current = _latest(c, key, live_only=True)
-            if current is None:
-                raise KeyNotFound(key)
-            if expected_revision and current.mod_revision != expected_revision:
-                raise RevisionMismatch(current)
+            current = _current_for_write(c, key, expected_revision)
             rev = _append(c, key, value, created=False, deleted=False,
                           create_rev=current.create_revision, prev_rev=current.mod_revision)
             return Event("PUT", KeyValue(key, value, current.create_revision, rev), current)
@@ -276,11 +272,7 @@ class SqliteStore:
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
         def run(c: sqlite3.Connection) -> Event:
-            current = _latest(c, key, live_only=True)
-            if current is None:
-                raise KeyNotFound(key)
-            if expected_revision and current.mod_revision != expected_revision:
-                raise RevisionMismatch(current)
+            current = _current_for_write(c, key, expected_revision)
             rev = _append(c, key, current.value, created=False, deleted=True,
                           create_rev=current.create_revision, prev_rev=current.mod_revision)
             return Event("DELETE", KeyValue(key, current.value, current.create_revision, rev), current)
@@ -342,6 +334,16 @@ def _append(c: sqlite3.Connection, key: str, value: bytes, *, created: bool, del
     if created:
         c.execute("UPDATE kv SET create_revision = ? WHERE id = ?", (rev, rev))
     return rev
+
+
+def _current_for_write(c: sqlite3.Connection, key: str, expected_revision: int) -> KeyValue:
+    """The live value an update or delete replaces, after the compare-and-swap check."""
+    current = _latest(c, key, live_only=True)
+    if current is None:
+        raise KeyNotFound(key)
+    if expected_revision and current.mod_revision != expected_revision:
+        raise RevisionMismatch(current)
+    return current
 
 
 def _latest(c: sqlite3.Connection, key: str, *, live_only: bool) -> KeyValue | None:
