@@ -15,6 +15,7 @@ from kubelite.objects.validation.access import Obj, as_int, as_list, as_map, as_
 from kubelite.objects.validation.fielderr import (
     child,
     duplicate,
+    exactly_one,
     forbidden,
     index,
     invalid,
@@ -149,17 +150,8 @@ def validate_probe(probe: Obj, kind: str, grace: int | None, path: str) -> list[
 
 
 def _handler(handler: Obj, grace: int | None, path: str) -> list[Cause]:
-    errs: list[Cause] = []
-    count = 0
-    for kind in HANDLERS:
-        if not isinstance(handler.get(kind), dict):
-            continue
-        if count:
-            errs.append(forbidden(child(path, kind), "may not specify more than 1 handler type"))
-            continue
-        count += 1
-        errs += _handler_action(kind, handler[kind], grace, child(path, kind))
-    return errs if count else errs + [required(path, "must specify a handler type")]
+    return exactly_one(handler, HANDLERS, path, "handler type",
+                       lambda kind, action, where: _handler_action(kind, action, grace, where))
 
 
 def _handler_action(kind: str, action: Obj, grace: int | None, path: str) -> list[Cause]:

@@ -9,7 +9,7 @@ know, so the helpers here are the only place a message is put together.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubelite.objects.errors import Cause
@@ -154,3 +154,22 @@ def non_negative(path: str, value: Any) -> list[Cause]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def exactly_one(obj: dict[str, Any], kinds: Iterable[str], path: str, what: str,
+                check: Callable[[str, Any, str], list[Cause]]) -> list[Cause]:
+    """Upstream's one-of rule (volume sources, handler types): the first member set is checked,
+    every further one is forbidden, and none at all is required."""
+    errs: list[Cause] = []
+    count = 0
+    for kind in kinds:
+        if not isinstance(obj.get(kind), dict):
+            continue
+        if count:
+            errs.append(forbidden(child(path, kind), f"may not specify more than 1 {what}"))
+            continue
+        count += 1
+        errs += check(kind, obj[kind], child(path, kind))
+    if not count:
+        errs.append(required(path, f"must specify a {what}"))
+    return errs

@@ -14,6 +14,7 @@ from kubelite.objects.validation.access import Obj, as_int, as_map, as_str, maps
 from kubelite.objects.validation.fielderr import (
     child,
     duplicate,
+    exactly_one,
     forbidden,
     index,
     invalid,
@@ -57,19 +58,8 @@ def validate_volumes(volumes: list[object], path: str) -> tuple[dict[str, Obj], 
 
 
 def _volume_source(vol: Obj, path: str) -> list[Cause]:
-    errs: list[Cause] = []
-    count = 0
-    for source in VOLUME_SOURCES:
-        if not isinstance(vol.get(source), dict):
-            continue
-        if count:
-            errs.append(forbidden(child(path, source), "may not specify more than 1 volume type"))
-            continue
-        count += 1
-        errs += _SOURCE_CHECKS.get(source, _no_check)(vol[source], child(path, source))
-    if not count:
-        errs.append(required(path, "must specify a volume type"))
-    return errs
+    return exactly_one(vol, VOLUME_SOURCES, path, "volume type",
+                       lambda source, src, where: _SOURCE_CHECKS.get(source, _no_check)(src, where))
 
 
 def _no_check(src: Obj, path: str) -> list[Cause]:
