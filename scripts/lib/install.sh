@@ -2,7 +2,8 @@
 
 # Debian packages the runtime and the tests use. Skipped when all are present.
 SYSTEM_PACKAGES=(python3 python3-venv python3-pip ca-certificates
-  runc conmon containernetworking-plugins nftables iproute2 busybox-static skopeo umoci)
+  runc conmon containernetworking-plugins nftables iproute2 busybox-static skopeo umoci
+  docker-registry curl iptables util-linux)
 
 install_system_packages() {
   local missing=()
@@ -17,8 +18,17 @@ install_system_packages() {
     return 1
   fi
   echo "installing system packages: ${missing[*]}"
+  # Packages such as docker-registry ship a service that would start on install and hold a port
+  # (5000) kubelite uses; a policy-rc.d for the duration of the install keeps every service down.
+  local policy=/usr/sbin/policy-rc.d made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local rc=$?
+  [ -n "$made_policy" ] && rm -f "$policy"
+  return $rc
 }
 
 make_venv() {
