@@ -18,12 +18,15 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubelite.cli.common import default_data_dir
 
 if TYPE_CHECKING:
     from kubelite.images.store import GcResult, ImageStore
+
+# pull/push/login (the distribution client) and build (Dockerfiles)
+EXTENSION_MODULES = ("kubelite.cli.image_remote", "kubelite.cli.image_build")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +55,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("inspect", parents=[common], help="show images as JSON")
     p.add_argument("references", nargs="+")
     sub.add_parser("prune", parents=[common], help="remove untagged images and unreferenced content")
+    for module in _extensions():
+        _VERBS.update(module.add_parsers(sub, common))
     p = sub.add_parser("build-test-images", parents=[common],
                        help="build busybox and httpd test images from busybox-static into the store")
     p.add_argument("--busybox", type=Path, default=Path("/bin/busybox"))
+
+
+def _extensions() -> list[Any]:
+    """Verb groups kept in their own modules: each has `add_parsers(sub, common)` returning
+    {verb: handler(store, args)}."""
+    import importlib
+
+    return [importlib.import_module(name) for name in EXTENSION_MODULES]
 
 
 def run(args: argparse.Namespace) -> int:
