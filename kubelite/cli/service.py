@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubelite.cli.common import add_data_dir
@@ -71,13 +72,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _urls(kubeconfig: Any, args: argparse.Namespace) -> list[ServiceURL]:
+async def _urls(kubeconfig: Path, args: argparse.Namespace) -> list[ServiceURL]:
     import aiohttp
 
     from kubelite.client import Client, Connection
     from kubelite.client.resources import NODES
 
-    connection = Connection.from_kubeconfig(kubeconfig)
+    try:
+        connection = Connection.from_kubeconfig(kubeconfig)
+    except Exception as exc:  # YAML, missing keys, unreadable certificates: all mean the same to a user
+        raise ServiceError(f"cannot use {kubeconfig} ({type(exc).__name__}: {exc}); `kubelite start` writes "
+                           "it again") from exc
     client = Client(connection, user_agent="kubelite-service")
     try:
         service = await _wait_ready(client, args.name, args.namespace, wait=args.wait)
