@@ -1,0 +1,1 @@
+"""The cluster's OCI distribution registry (see server.py)."""

@@ -1,0 +1,132 @@
+"""The cluster's image registry: an OCI Distribution API server (aiohttp) over `RegistryStorage`.
+
+    RegistryServer(root, listen=[("127.0.0.1", 5000)]) -> await start() -> .port, .urls -> await stop()
+
+Every request goes: `rules.route` (path -> endpoint and checked repository name) -> method check
+-> the endpoint's handler (`blob_handlers`, `manifest_handlers`). Errors leave as the spec's JSON
+body (`RegistryError`); anything unexpected is logged and answered 500 UNKNOWN, never a traceback.
+Every response carries `Docker-Distribution-API-Version: registry/2.0`, which clients (Docker,
+containerd, skopeo) look for. Anonymous access, plain HTTP: the registry serves loopback and the
+node network, and clients are configured to treat it as insecure, as with minikube's add-on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from kubelite.images.registry import blob_handlers, manifest_handlers
+from kubelite.images.registry.rules import RegistryError, Route, route
+from kubelite.images.registry.storage import RegistryStorage
+from kubelite.images.registry.uploads import Uploads
+
+log = logging.getLogger(__name__)
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+
+Handler = Callable[["Registry", web.Request, Route], Awaitable[web.StreamResponse]]
+ENDPOINTS: dict[str, tuple[frozenset[str], Handler]] = {
+    "base": (frozenset({"GET", "HEAD"}), manifest_handlers.base),
+    "catalog": (frozenset({"GET", "HEAD"}), manifest_handlers.catalog),
+    "tags": (frozenset({"GET", "HEAD"}), manifest_handlers.tags),
+    "manifest": (frozenset({"GET", "HEAD", "PUT", "DELETE"}), manifest_handlers.manifest),
+    "referrers": (frozenset({"GET", "HEAD"}), manifest_handlers.referrers),
+    "blob": (frozenset({"GET", "HEAD", "DELETE"}), blob_handlers.blob),
+    "uploads": (frozenset({"POST"}), blob_handlers.start_upload),
+    "upload": (frozenset({"GET", "PATCH", "PUT", "DELETE"}), blob_handlers.upload),
+}
+
+
+@dataclass
+class Registry:
+    """What the handlers share: the files, the upload sessions, and the lock for manifest changes."""
+
+    storage: RegistryStorage
+    uploads: Uploads
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def dispatch(registry: Registry, request: web.Request) -> web.StreamResponse:
+    try:
+        found = route(request.path)
+        if found is None:
+            raise RegistryError("UNSUPPORTED", {"path": request.path}, status=404,
+                                message="no such endpoint of the distribution API")
+        methods, handler = ENDPOINTS[found.kind]
+        if request.method not in methods:
+            raise RegistryError("UNSUPPORTED", {"method": request.method},
+                                headers={"Allow": ", ".join(sorted(methods))})
+        response = await handler(registry, request, found)
+    except RegistryError as e:
+        response = _error_response(e)
+    except (ConnectionError, asyncio.CancelledError):
+        raise  # the client went away: nobody to answer
+    except Exception:
+        log.exception("registry: %s %s failed", request.method, request.path)
+        response = _error_response(RegistryError("UNKNOWN", message="internal error; see the server log"))
+    response.headers[API_VERSION[0]] = API_VERSION[1]
+    return response
+
+
+def _error_response(error: RegistryError) -> web.Response:
+    response = web.Response(status=error.status, body=json.dumps(error.body()).encode(),
+                            content_type="application/json", headers=error.headers)
+    if error.status >= 500:
+        log.warning("registry: %s", error)
+    return response
+
+
+class RegistryServer:
+    def __init__(self, root: Path, listen: Sequence[tuple[str, int]]) -> None:
+        self.root = root
+        self.listen = list(listen)
+        storage = RegistryStorage(root)
+        self.registry = Registry(storage, Uploads(storage))
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.urls: list[str] = []
+
+    async def start(self) -> None:
+        """Serve on every listen address; an address that cannot be bound raises OSError (nothing
+        stays open then)."""
+        await asyncio.to_thread(self._prepare)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", lambda request: dispatch(self.registry, request))
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        try:
+            for host, port in self.listen:
+                site = web.TCPSite(self.runner, host, port, reuse_address=True)
+                await site.start()
+                bound = _bound_port(site)
+                self.port = self.port or bound
+                self.urls.append(f"http://{_host_text(host)}:{bound}")
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("registry serving %s from %s", ", ".join(self.urls), self.root)
+
+    def _prepare(self) -> None:
+        self.registry.storage.ensure()
+        self.registry.uploads.purge_stale()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server  # aiohttp keeps the asyncio Server here; the only way to learn port 0's pick
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else 0
+
+
+def _host_text(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
