@@ -349,4 +349,7 @@ def status_patch(desired: Obj, current: Obj) -> Obj:
     ours = [c["type"] for c in desired.get("conditions") or []]
     others = [c.get("type") for c in current.get("conditions") or [] if c.get("type") not in ours]
     status["$setElementOrder/conditions"] = [{"type": t} for t in [*ours, *others]]
+    for name in ("podIPs", "hostIPs"):  # lists merged by ip: a new sandbox's addresses replace the old
+        if name in status:
+            status[name] = [{"$patch": "replace"}, *status[name]]
     return {"status": status}

@@ -87,6 +87,17 @@ def add_runc_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cgroup-parent", default="kubelite",
                        help="cgroup (below the agent's own) that holds the pods' cgroups (default: %(default)s)")
     group.add_argument("--netns-prefix", default="kl", help="prefix of the pods' network namespaces (default: %(default)s)")
+    group.add_argument("--images-dir", type=Path, default=None,
+                       help="image store, may be shared by the nodes of one machine (default: <data-dir>/images)")
+    network = parser.add_argument_group("node network")
+    network.add_argument("--proxy", choices=("auto", "nftables", "userspace", "none"), default="auto",
+                         help="Service proxy backend; none: no proxy (default: %(default)s)")
+    network.add_argument("--proxy-table", default="kubelite", help="nftables table of the proxy (default: %(default)s)")
+    network.add_argument("--cluster-cidr", default="",
+                         help="all pods' addresses (traffic from elsewhere to a Service is masqueraded; "
+                              "default: this node's pod CIDR)")
+    network.add_argument("--pod-routes", choices=("host-gw", "vxlan", "none"), default="none",
+                         help="routes to the other nodes' pod CIDRs (default: %(default)s)")
 
 
 def add_node_arguments(parser: argparse.ArgumentParser, *, measured: bool = False) -> None:
@@ -222,9 +233,11 @@ def run_fake(args: argparse.Namespace) -> int:
 
 
 def serve(make_connection: Any, node: Any, make_runtime: Any, *, args: argparse.Namespace, tls: TlsSource | None,
-          log: Any, on_stop: Any = None, root_dir: str = "") -> None:
+          log: Any, on_stop: Any = None, root_dir: str = "", services: Any = None) -> None:
     """Register the node and run its kubelet until SIGTERM/SIGINT; `on_stop(runtime)` after the
-    kubelet stopped. `root_dir`: the kubelet's directory for pod volumes ("" = none)."""
+    kubelet stopped. `root_dir`: the kubelet's directory for pod volumes ("" = none).
+    `services(client)`: more node services (the Service proxy, pod routes), each with async
+    `start()` and `stop()`, started after the kubelet and stopped before it."""
     from kubelite.agent.host import KubeletHost
     from kubelite.agent.kubelet import AgentClients, Kubelet
     from kubelite.agent.server.app import StreamingServer
@@ -245,8 +258,16 @@ def serve(make_connection: Any, node: Any, make_runtime: Any, *, args: argparse.
                                            node_field_selector=f"metadata.name={node.name}")
         await host.start()
         log.info("node %s registered and running (%s, InternalIP %s)", node.name, runtime.version(), node.internal_ip)
+        for service in (services(client) if services is not None else []):
+            state.setdefault("services", []).append(service)
+            await service.start()
 
     async def stop() -> None:
+        for service in reversed(state.get("services", [])):
+            try:
+                await service.stop()
+            except Exception as exc:  # the others and the kubelet still stop
+                log.error("stopping %s: %s", type(service).__name__, exc)
         if "host" in state:
             await state["host"].stop()
         if on_stop is not None and "runtime" in state:

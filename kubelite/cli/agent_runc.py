@@ -110,7 +110,7 @@ def _serve_runc(args: argparse.Namespace, paths: NodePaths, conn: Any, node: Any
     from kubelite.agent.runtime.runc import RuncRuntime
     from kubelite.images.store import ImageStore
 
-    images = ImageStore(paths.images)
+    images = ImageStore(args.images_dir or paths.images)
 
     def make_runtime() -> RuncRuntime:
         return RuncRuntime(runc_config(args, paths), images)
@@ -119,7 +119,37 @@ def _serve_runc(args: argparse.Namespace, paths: NodePaths, conn: Any, node: Any
         await runtime.close()
 
     serve(lambda: conn, node, make_runtime, args=args, tls=tls, log=log, on_stop=on_stop,
-          root_dir=str(paths.kubelet))
+          root_dir=str(paths.kubelet), services=lambda client: node_services(client, args, node))
+
+
+class ProxyService:
+    """The node's Service proxy as an agent service (its rules go when the agent stops)."""
+
+    def __init__(self, proxier: Any) -> None:
+        self.proxier = proxier
+
+    async def start(self) -> None:
+        self.proxier.start()
+
+    async def stop(self) -> None:
+        await self.proxier.stop()
+
+
+def node_services(client: Any, args: argparse.Namespace, node: Any) -> list[Any]:
+    """What runs beside the kubelet: the Service proxy (nftables, else userspace) and the routes
+    to the other nodes' pods."""
+    services: list[Any] = []
+    if args.proxy != "none":
+        from kubelite.proxy.proxier import Proxier
+
+        services.append(ProxyService(Proxier(client, node_name=node.name, node_ips=[node.internal_ip],
+                                             backend=args.proxy, cluster_cidr=args.cluster_cidr,
+                                             table=args.proxy_table)))
+    if args.pod_routes != "none":
+        from kubelite.agent.network.component import NodeRoutes
+
+        services.append(NodeRoutes(client, node_name=node.name, mode=args.pod_routes))
+    return services
 
 
 class _NoImages:

@@ -11,10 +11,15 @@ VERBS = {
     "start": ("kubelite.cli.start", "start a cluster in the background and configure kubectl"),
     "stop": ("kubelite.cli.stop", "stop the cluster, keeping its state"),
     "status": ("kubelite.cli.status", "show whether the cluster's daemons run"),
+    "delete": ("kubelite.cli.delete", "remove the cluster and everything it made on this machine"),
+    "node": ("kubelite.cli.node", "add, delete or list the nodes of a runc cluster"),
     "server": ("kubelite.cli.server", "run the control plane (API server) in the foreground"),
     "agent": ("kubelite.cli.agent", "run a node agent (kubelet) in the foreground"),
     "hollow-nodes": ("kubelite.cli.hollow", "run many hollow nodes (kubelets with a fake runtime) in one process"),
     "image": ("kubelite.cli.image", "manage the node's image store (import, load, save, ls, tag, rm, inspect)"),
+    "logs": ("kubelite.cli.logs", "print the cluster daemons' logs (server, nodes); -f follows"),
+    "kubectl": ("kubelite.cli.kubectl", "run kubectl against this cluster: kubelite kubectl -- ARGS"),
+    "service": ("kubelite.cli.service", "print a NodePort/LoadBalancer Service's URL and open a browser"),
 }
 
 

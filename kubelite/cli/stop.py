@@ -1,12 +1,19 @@
-"""`kubelite stop`: stop the cluster's daemons, keeping all state for the next `kubelite start`."""
+"""`kubelite stop`: stop the cluster's daemons, keeping all state for the next `kubelite start`.
+
+Nodes stop first (before the API they report to); a runc node's pods are stopped with it and its
+namespace removed, so nothing of the cluster runs afterwards; `start` recreates the namespaces and
+the agents restart the pods the API still assigns to them.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from kubelite.cli.common import add_data_dir
 
-DAEMONS = ("nodes", "agent", "server")  # nodes first, so they stop before the API they report to
+if TYPE_CHECKING:
+    from kubelite.cluster.local import LocalCluster
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,9 +21,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubelite.cluster.daemon import Daemon
+    from kubelite.cluster.local import ClusterSpec, LocalCluster, load_spec
 
-    for name in DAEMONS:
-        if Daemon(name, args.data_dir).stop():
-            print(f"* {name}: stopped")
+    spec = load_spec(args.data_dir) or ClusterSpec()
+    stop_cluster(LocalCluster(args.data_dir, spec))
     return 0
+
+
+def stop_cluster(cluster: LocalCluster) -> None:
+    from kubelite.cluster.netns import remove_node
+
+    for name in cluster.spec.nodes:
+        stopped = cluster.node_daemon(name).stop()
+        if cluster.spec.runtime == "runc":
+            cluster.cleanup_node(name)
+            remove_node(cluster.spec.network, cluster.spec.nodes[name])
+        if stopped:
+            print(f"* node {name}: stopped")
+    for daemon in (cluster.hollow_nodes, cluster.server):
+        if daemon.stop():
+            print(f"* {daemon.name}: stopped")

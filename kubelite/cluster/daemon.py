@@ -35,14 +35,16 @@ class Daemon:
             return None
         return pid if _alive(pid) and _is_ours(pid) else None
 
-    def start(self, args: list[str]) -> int:
+    def start(self, args: list[str], *, wrapper: list[str] | None = None) -> int:
+        """`kubelite <args>` in the background; `wrapper`: a command prefix that execs it (such as
+        `nsenter --net=...`, so the PID recorded is the daemon's own)."""
         running = self.pid()
         if running is not None:
             return running
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log, open(os.devnull, "rb") as devnull:
-            proc = subprocess.Popen([sys.executable, "-m", "kubelite.cli.main", *args], stdin=devnull,
+            proc = subprocess.Popen([*(wrapper or []), sys.executable, "-m", "kubelite.cli.main", *args], stdin=devnull,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid

@@ -57,6 +57,22 @@ def merge_into(path: Path, config: dict[str, Any], *, make_current: bool = True)
     write_kubeconfig(path, merged)
 
 
+def remove_context(path: Path, name: str) -> None:
+    """Drop context `name` and the cluster and user it names (as `minikube delete` does); the
+    current context is unset when it was that one."""
+    config = load_kubeconfig(path)
+    context = next((c for c in config.get("contexts") or [] if c.get("name") == name), None)
+    if context is None:
+        return
+    body = context.get("context") or {}
+    config["contexts"] = [c for c in config.get("contexts") or [] if c.get("name") != name]
+    config["clusters"] = [c for c in config.get("clusters") or [] if c.get("name") != body.get("cluster")]
+    config["users"] = [u for u in config.get("users") or [] if u.get("name") != body.get("user")]
+    if config.get("current-context") == name:
+        config["current-context"] = ""
+    write_kubeconfig(path, config)
+
+
 def load_kubeconfig(path: Path) -> dict[str, Any]:
     """The kubeconfig at `path`, or an empty skeleton if the file is missing or empty."""
     try:

@@ -36,6 +36,8 @@ class ServerRuntime:
     internal_client: Any = None
     electors: list[Any] = field(default_factory=list)
     dns: Any = None
+    host_proxy: Any = None
+    host_routes: Any = None
 
     async def start(self) -> None:
         from kubelite.api.auth import AllowAuthenticated, Authenticator, TokenFile, auth_middleware
@@ -58,6 +60,7 @@ class ServerRuntime:
         site = web.TCPSite(self.runner, self.config.bind_address, self.config.port, ssl_context=ssl_context,
                            reuse_address=True)
         await site.start()
+        await self._listen_on_advertise_address(ssl_context)
         self.socket_path = self.config.data_dir / "run" / "api.sock"
         self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.socket_path.unlink(missing_ok=True)
@@ -72,6 +75,8 @@ class ServerRuntime:
         self._start_control_loops()
         if self.config.dns:
             await self._start_dns()
+        if self.config.host_network:
+            await self._start_host_network()
 
     async def _start_dns(self) -> None:
         """The cluster DNS on every server (no leader lease: each answers from its own caches). A
@@ -87,6 +92,41 @@ class ServerRuntime:
         except OSError as exc:
             log.error("cluster DNS not started: %s", exc)
             await self.dns.stop()
+            return
+        from kubelite.dns.endpoints import publish
+
+        try:
+            await publish(self.internal_client, self.dns.addresses, owner=_label_safe(socket.gethostname()))
+        except Exception as exc:  # the DNS still answers on the host; pods just cannot reach it yet
+            log.error("kube-dns endpoints not published: %s", exc)
+
+    async def _start_host_network(self) -> None:
+        """On the machine whose nodes are local network namespaces: the Service proxy for traffic
+        the host itself sends (ClusterIPs and LoadBalancer addresses answer from the host), and
+        routes to every node's pod CIDR (the host reaches every pod)."""
+        from kubelite.proxy.proxier import Proxier
+
+        self.host_proxy = Proxier(self.internal_client, node_name="", cluster_cidr=self.config.cluster_cidr,
+                                  service_cidr=self.config.service_cidr, table=self.config.host_proxy_table)
+        self.host_proxy.start()
+        from kubelite.agent.network.component import NodeRoutes
+
+        self.host_routes = NodeRoutes(self.internal_client, node_name=None)
+        await self.host_routes.start()
+
+    async def _listen_on_advertise_address(self, ssl_context: Any) -> None:
+        """Also serve on the advertised address when it is this host's (nodes in their own network
+        namespaces reach the API there) and the bind address does not already cover it."""
+        address = self.config.advertise_address
+        if self.config.bind_address in ("0.0.0.0", "", address) or not is_ip(address):
+            return
+        assert self.runner is not None
+        try:
+            await web.TCPSite(self.runner, address, self.config.port, ssl_context=ssl_context,
+                              reuse_address=True).start()
+            log.info("API server also listening on %s:%d", address, self.config.port)
+        except OSError as exc:  # not an address of this host: nothing to do
+            log.debug("not listening on %s: %s", address, exc)
 
     def _start_control_loops(self) -> None:
         """Controllers and scheduler, each under its own leader lease, talking to the API through
@@ -142,6 +182,10 @@ class ServerRuntime:
         write_kubeconfig(self.admin_kubeconfig, config)
 
     async def stop(self) -> None:
+        if self.host_routes is not None:
+            await self.host_routes.stop()
+        if self.host_proxy is not None:
+            await self.host_proxy.stop()
         if self.dns is not None:
             await self.dns.stop()
         for task in self.tasks:
@@ -157,6 +201,10 @@ class ServerRuntime:
             await self.store.close()
 
 
+def _label_safe(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:40] or "server"
 
 
 async def serve_forever(config: ServerConfig) -> None:

@@ -154,7 +154,8 @@ class NodeCluster:
                 "--data-dir", str(self.paths.data_dir), "--kubeconfig", str(self.paths.kubeconfig),
                 "--pki-dir", str(self.server.runtime.pki.directory), "--node-ip", s.ip, "--address", s.ip,
                 "--streaming-port", "0", "--cni-bridge", self.bridge, "--netns-prefix", s.tag,
-                "--cgroup-parent", s.tag, "--cluster-dns", self.server.config.dns_service_ip, *extra]
+                "--cgroup-parent", s.tag, "--cluster-dns", self.server.config.dns_service_ip,
+                "--proxy", "none", *extra]  # Services on the wire: tests/e2e/test_local_cluster.py
 
     def start_agent(self, timeout: float = TIMEOUT) -> None:
         assert self.agent is not None

@@ -31,10 +31,11 @@ def kubelite(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 def test_start_status_stop_with_hollow_nodes(tmp_path: Path, home: dict[str, str]) -> None:
     data = str(tmp_path / "data")
-    started = kubelite(home, "start", "--data-dir", data, "--port", str(free_port()), "--runtime", "fake",
-                       "--nodes", "2")
+    port = free_port()
+    started = kubelite(home, "start", "--data-dir", data, "--port", str(port), "--runtime", "fake",
+                       "--nodes", "2", "--dns-port", str(free_port()))
     assert started.returncode == 0, started.stdout + started.stderr
-    assert 'Done! kubectl is now configured to use "kubelite"' in started.stdout
+    assert 'kubectl is now configured to use "kubelite"' in started.stdout
     kubeconfig = Path(home["HOME"]) / ".kube" / "config"
     assert "current-context: kubelite" in kubeconfig.read_text()
     kubectl = [KUBECTL, f"--cache-dir={tmp_path / 'cache'}"]
@@ -45,6 +46,11 @@ def test_start_status_stop_with_hollow_nodes(tmp_path: Path, home: dict[str, str
     assert status.returncode == 0 and "server: Running" in status.stdout and "nodes: Running" in status.stdout
     again = kubelite(home, "start", "--data-dir", data, "--runtime", "fake", "--nodes", "2")
     assert again.returncode == 0, again.stderr  # idempotent: nothing new to start
+    other = kubelite(home, "start", "--data-dir", data, "--port", str(port + 1))
+    assert other.returncode == 2 and f"--port (was {port})" in other.stderr  # the shape is fixed at creation
     stopped = kubelite(home, "stop", "--data-dir", data)
     assert "server: stopped" in stopped.stdout and "nodes: stopped" in stopped.stdout
     assert kubelite(home, "status", "--data-dir", data).returncode == 3
+    deleted = kubelite(home, "delete", "--data-dir", data)
+    assert deleted.returncode == 0 and not Path(data).exists()
+    assert "kubelite" not in kubeconfig.read_text()  # the context, cluster and user are gone

@@ -1,0 +1,180 @@
+"""A cluster on one machine: what `kubelite start` made, kept in `<data-dir>/cluster.json`, and
+the daemons that run it.
+
+`ClusterSpec` is chosen at the first start (flags) and reused by every later `start`, `stop`,
+`node add|delete` and `delete`, so the addresses, names and ports of a cluster never drift between
+commands. Daemons: `server` (API, controllers, scheduler, DNS, registry, and the host's Service
+proxy and pod routes), and one `node-<name>` agent per node; with the runc runtime each agent runs
+inside its node's network namespace (`kubelite.cluster.netns`), with the fake runtime all nodes
+are hollow kubelets in one `nodes` daemon.
+
+Node names follow minikube: the first node is named after the cluster (`kubelite`), the others
+`kubelite-m02`, `kubelite-m03`, ...; node N has index N (address .N+1 on the node network).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kubelite.cluster.daemon import Daemon
+from kubelite.cluster.netns import NodeNetwork, run_in
+
+SPEC_FILE = "cluster.json"
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str = "kubelite"
+    runtime: str = "runc"
+    port: int = 6443
+    bridge: str = "kubelite0"
+    node_network: str = "198.19.128.0/24"
+    cluster_cidr: str = "198.18.0.0/16"
+    service_cidr: str = "198.19.0.0/17"
+    lb_pool: str = "198.19.200.0/24"
+    dns_port: int = 10053
+    registry_port: int = 5000
+    node_monitor_grace_period: float = 40.0
+    nodes: dict[str, int] = field(default_factory=dict)  # name -> index
+
+    @property
+    def network(self) -> NodeNetwork:
+        return NodeNetwork(bridge=self.bridge, cidr=self.node_network)
+
+    @property
+    def dns_service_ip(self) -> str:
+        return str(ipaddress.ip_network(self.service_cidr).network_address + 10)
+
+    def guard_routes(self, *, present: bool = True) -> None:
+        from kubelite.cluster.netns import guard_routes
+
+        guard_routes(self.network, unreachable=[self.cluster_cidr], on_bridge=[self.service_cidr, self.lb_pool],
+                     present=present)
+
+    def node_name(self, index: int) -> str:
+        return self.name if index == 1 else f"{self.name}-m{index:02d}"
+
+    def with_nodes(self, count: int) -> ClusterSpec:
+        """Nodes 1..count, keeping existing ones' indexes (removal takes the highest first)."""
+        kept = dict(sorted(self.nodes.items(), key=lambda kv: kv[1])[:count])
+        index = 1
+        while len(kept) < count:
+            if index not in kept.values():
+                kept[self.node_name(index)] = index
+            index += 1
+        return replace(self, nodes=kept)
+
+    def with_node_added(self) -> tuple[ClusterSpec, str]:
+        index = next(i for i in range(1, len(self.nodes) + 2) if i not in self.nodes.values())
+        name = self.node_name(index)
+        return replace(self, nodes={**self.nodes, name: index}), name
+
+    def without_node(self, name: str) -> ClusterSpec:
+        return replace(self, nodes={n: i for n, i in self.nodes.items() if n != name})
+
+
+def load_spec(data_dir: Path) -> ClusterSpec | None:
+    try:
+        raw = json.loads((data_dir / SPEC_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    known = set(ClusterSpec.__dataclass_fields__)
+    return ClusterSpec(**{k: v for k, v in raw.items() if k in known})
+
+
+def save_spec(data_dir: Path, spec: ClusterSpec) -> None:
+    from kubelite.lib.files import atomic_write
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(data_dir / SPEC_FILE, json.dumps(asdict(spec), indent=2).encode() + b"\n", 0o644)
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    data_dir: Path
+    spec: ClusterSpec
+
+    @property
+    def server(self) -> Daemon:
+        return Daemon("server", self.data_dir)
+
+    @property
+    def hollow_nodes(self) -> Daemon:
+        return Daemon("nodes", self.data_dir)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "admin.kubeconfig"
+
+    @property
+    def images_dir(self) -> Path:
+        from kubelite.images.store import default_root
+
+        return default_root(self.data_dir)
+
+    def node_daemon(self, name: str) -> Daemon:
+        return Daemon(f"node-{name}", self.data_dir)
+
+    def node_dir(self, name: str) -> Path:
+        return self.data_dir / "nodes" / name
+
+    def daemons(self) -> list[Daemon]:
+        """Every daemon this cluster may have, nodes first (they stop before the API they report to)."""
+        nodes = [self.node_daemon(name) for name in self.spec.nodes]
+        return [*nodes, self.hollow_nodes, Daemon("agent", self.data_dir), self.server]
+
+    def server_args(self) -> list[str]:
+        s, host = self.spec, self.spec.network.host_ip
+        args = ["server", "--data-dir", str(self.data_dir), "--port", str(s.port),
+                "--service-cidr", s.service_cidr, "--cluster-cidr", s.cluster_cidr, "--lb-pool", s.lb_pool,
+                "--node-monitor-grace-period", str(s.node_monitor_grace_period)]
+        if s.runtime != "runc":
+            return [*args, "--dns-listen", f"127.0.0.1:{s.dns_port}"]
+        return [*args, "--advertise-address", host, "--dns-listen", f"127.0.0.1:{s.dns_port},{host}:{s.dns_port}",
+                "--host-network", "--host-proxy-table", f"{s.name}-host"]
+
+    def node_args(self, name: str) -> list[str]:
+        s, index = self.spec, self.spec.nodes[name]
+        net = s.network
+        return ["agent", "--name", name, "--runtime", "runc", "--data-dir", str(self.node_dir(name)),
+                "--server", f"https://{net.host_ip}:{s.port}", "--pki-dir", str(self.data_dir / "pki"),
+                "--node-ip", net.node_ip(index), "--images-dir", str(self.images_dir),
+                "--netns-prefix", f"{s.name}{index}", "--cgroup-parent", f"{s.name}/{name}",
+                "--cni-bridge", "cni0", "--cluster-dns", s.dns_service_ip, "--cluster-cidr", s.cluster_cidr,
+                "--proxy-table", s.name, "--pod-routes", "host-gw"]
+
+    def start_node(self, name: str) -> int:
+        from kubelite.cluster.netns import ensure_node
+
+        index = self.spec.nodes[name]
+        ensure_node(self.spec.network, index)
+        return self.node_daemon(name).start(self.node_args(name), wrapper=run_in(self.spec.network.netns(index)))
+
+    def cleanup_node(self, name: str) -> Any:
+        """Remove the node's pods (containers, sandboxes, mounts, cgroups) with its agent stopped."""
+        import subprocess
+        import sys
+
+        from kubelite.cluster.netns import netns_exists
+
+        index = self.spec.nodes[name]
+        netns = self.spec.network.netns(index)
+        if not self.node_dir(name).exists():
+            return None
+        argv = [sys.executable, "-m", "kubelite.cli.main", *self.node_args(name), "--cleanup"]
+        if netns_exists(netns):
+            argv = [*run_in(netns), *argv]
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+    def stop_node(self, name: str, *, network: bool = True) -> None:
+        """Stop the node's agent and its pods; `network`: also remove its namespace and link."""
+        from kubelite.cluster.netns import remove_node
+
+        self.node_daemon(name).stop()
+        self.cleanup_node(name)
+        if network:
+            remove_node(self.spec.network, self.spec.nodes[name])
