@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -123,22 +124,49 @@ def peers(nodes: Iterable[NodeInfo], *, self_name: str | None, local: Iterable[I
     own_ips = {i.ip for i in local}
     # a /32 (an address on lo, the vxlan device's) makes no connected route that we could replace
     connected = [i.network for i in local if i.network.prefixlen < 32]
+    claimed = _Claims()
     chosen: list[NodeInfo] = []
     skipped: list[Skip] = []
     for info in sorted(nodes, key=lambda n: n.name):
         if info.name == self_name:
             continue
-        reason = _skip_reason(info, own_ips=own_ips, connected=connected, chosen=chosen,
+        reason = _skip_reason(info, own_ips=own_ips, connected=connected, claimed=claimed,
                               need_adjacency=need_adjacency)
         if reason:
             skipped.append(Skip(info.name, reason))
         else:
+            assert info.pod_cidr is not None
+            claimed.add(info.pod_cidr, info.name)
             chosen.append(info)
     return chosen, skipped
 
 
+class _Claims:
+    """Pod CIDRs already routed, as sorted disjoint intervals: an overlap test is a bisection, so a
+    plan for thousands of nodes stays O(n log n)."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._spans: list[tuple[int, int, IPv4Network, str]] = []
+
+    def add(self, net: IPv4Network, node: str) -> None:
+        start = int(net.network_address)
+        at = bisect.bisect(self._starts, start)
+        self._starts.insert(at, start)
+        self._spans.insert(at, (start, int(net.broadcast_address), net, node))
+
+    def overlapping(self, net: IPv4Network) -> tuple[IPv4Network, str] | None:
+        start, end = int(net.network_address), int(net.broadcast_address)
+        at = bisect.bisect(self._starts, end)  # spans starting at or before our end
+        if at:
+            _, other_end, other, node = self._spans[at - 1]
+            if other_end >= start:  # disjoint spans: only the last one starting before our end can reach us
+                return other, node
+        return None
+
+
 def _skip_reason(info: NodeInfo, *, own_ips: set[IPv4Address], connected: list[IPv4Network],
-                 chosen: list[NodeInfo], need_adjacency: bool) -> str:
+                 claimed: _Claims, need_adjacency: bool) -> str:
     cidr, ip = info.pod_cidr, info.internal_ip
     if cidr is None:
         return "no IPv4 podCIDR yet"
@@ -149,9 +177,9 @@ def _skip_reason(info: NodeInfo, *, own_ips: set[IPv4Address], connected: list[I
     local_net = next((n for n in connected if n.subnet_of(cidr)), None)
     if local_net is not None:
         return f"podCIDR {cidr} is connected here ({local_net})"
-    other = next((c for c in chosen if c.pod_cidr is not None and c.pod_cidr.overlaps(cidr)), None)
+    other = claimed.overlapping(cidr)
     if other is not None:
-        return f"podCIDR {cidr} overlaps node {other.name}'s {other.pod_cidr}"
+        return f"podCIDR {cidr} overlaps node {other[1]}'s {other[0]}"
     if need_adjacency and not any(ip in n for n in connected):
         return f"InternalIP {ip} is not on a subnet connected here (host-gw needs a shared link)"
     return ""

@@ -100,6 +100,16 @@ def test_overlapping_pod_cidrs_go_to_the_first_node_by_name() -> None:
     assert plan.skipped[0].node == "z" and "overlaps node b's 198.18.2.0/23" in plan.skipped[0].reason
 
 
+def test_overlaps_are_found_whichever_cidr_is_wider_or_came_first() -> None:
+    nodes = infos(node("n1", "198.18.4.0/24", "198.19.128.11"), node("n2", "198.18.0.0/22", "198.19.128.12"),
+                  node("n3", "198.18.6.0/23", "198.19.128.13"), node("n4", "198.18.7.128/25", "198.19.128.14"),
+                  node("n5", "198.18.5.0/24", "198.19.128.15"), node("n6", "198.18.4.0/22", "198.19.128.16"))
+    plan = host_gw_plan(nodes, self_name=None, local=LOCAL[1:2])
+    assert sorted(r.node for r in plan.routes) == ["n1", "n2", "n3", "n5"]
+    assert {s.node: s.reason.split(" overlaps ")[1] for s in plan.skipped} == {
+        "n4": "node n3's 198.18.6.0/23", "n6": "node n3's 198.18.6.0/23"}
+
+
 # ----- kernel state and differences ---------------------------------------------------------------
 
 def test_parse_addresses_and_routes_from_ip_json() -> None:
