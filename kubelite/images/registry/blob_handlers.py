@@ -130,9 +130,8 @@ async def _receive(registry: Registry, request: web.Request, session: Upload) ->
 
 def _progress(session: Upload) -> dict[str, str]:
     return {"Location": session.location, "Range": range_header(session.size),
-            "Docker-Upload-UUID": session.id, "Content-Length": "0"}
+            "Docker-Upload-UUID": session.id}
 
 
 def _created(name: str, digest: str) -> web.Response:
-    return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
-                                             "Docker-Content-Digest": digest, "Content-Length": "0"})
+    return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest})

@@ -85,8 +85,7 @@ async def _put(registry: Registry, request: web.Request, route: Route) -> web.St
             raise RegistryError("MANIFEST_BLOB_UNKNOWN", {"digest": missing[0]}, also=[{"digest": d} for d in missing[1:]],
                                 message="the manifest refers to content this repository does not hold: push it first")
         await asyncio.to_thread(registry.storage.put_manifest, route.name, digest, data, info, tags)
-    headers = {"Location": f"/v2/{route.name}/manifests/{digest}", "Docker-Content-Digest": str(digest),
-               "Content-Length": "0"}
+    headers = {"Location": f"/v2/{route.name}/manifests/{digest}", "Docker-Content-Digest": str(digest)}
     if info.subject:
         headers["OCI-Subject"] = info.subject
     response = web.Response(status=201, headers=headers)

@@ -97,7 +97,7 @@ class RegistryServer:
         stays open then)."""
         await asyncio.to_thread(self._prepare)
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", lambda request: dispatch(self.registry, request))
+        app.router.add_route("*", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         try:
@@ -111,6 +111,9 @@ class RegistryServer:
             await self.stop()
             raise
         log.info("registry serving %s from %s", ", ".join(self.urls), self.root)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        return await dispatch(self.registry, request)
 
     def _prepare(self) -> None:
         self.registry.storage.ensure()
