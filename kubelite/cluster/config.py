@@ -36,6 +36,8 @@ class ServerConfig:
     dns_listen: str = "127.0.0.1:10053"  # comma-separated host:port list (UDP and TCP); port 0 picks one
     dns_upstreams: tuple[str, ...] = ()  # host[:port] resolvers for other names; () reads /etc/resolv.conf
     cluster_domain: str = "cluster.local"
+    registry: bool = True  # serve the image registry (kubelite/images/registry) from <data_dir>/registry
+    registry_listen: str = "127.0.0.1:5000"  # comma-separated host:port list; port 0 picks one
     host_network: bool = False  # the nodes are local netns: proxy + pod routes on this host too
     host_proxy_table: str = "kubelite-host"  # nftables table of the host's Service proxy
 
