@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,9 @@ class Api:
         self.srv.call(self.client.patch(NODE_RT, name, {"status": {"addresses": [
             {"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}}, subresource="status"))
 
-    def node(self, name: str) -> Obj:
-        return self.srv.call(self.client.get(NODE_RT, name))  # type: ignore[no-any-return]
+    def annotation(self, name: str, key: str) -> str | None:
+        node = self.srv.call(self.client.get(NODE_RT, name))
+        return (node["metadata"].get("annotations") or {}).get(key)  # type: ignore[no-any-return]
 
     def delete_node(self, name: str) -> None:
         with contextlib.suppress(NotFound):
@@ -195,8 +197,7 @@ def test_vxlan_mode_carries_pod_traffic_through_the_tunnel(net: PodNet, api: Api
     host = api.run(None, HOST, mode="vxlan")
     assert host.mode == "host-gw"
     for node in NODES:
-        wait_for(lambda n=node: (api.node(n.name)["metadata"].get("annotations") or {}).get(VTEP_ANNOTATION)
-                 == vtep_mac(n.name), what=f"{node.name} to publish its VTEP MAC")
+        wait_for(partial(_published, api, node.name), what=f"{node.name} to publish its VTEP MAC")
     wait_routes(A.netns, {B.pod_cidr: f"via 198.18.232.0 dev {VX} onlink"}, "node-a's route through the tunnel")
     wait_routes(B.netns, {A.pod_cidr: f"via 198.18.231.0 dev {VX} onlink"}, "node-b's route through the tunnel")
     device = link_json(A.netns, VX)
@@ -237,6 +238,10 @@ def test_vxlan_mode_carries_pod_traffic_through_the_tunnel(net: PodNet, api: Api
         assert link_json(node.netns, VX) is None, f"{VX} left in {node.netns}"
         assert routes_of(node.netns) == {}
     assert routes_of(HOST) == {}
+
+
+def _published(api: Api, name: str) -> bool:
+    return api.annotation(name, VTEP_ANNOTATION) == vtep_mac(name)
 
 
 def _tx_packets(netns: str) -> int:

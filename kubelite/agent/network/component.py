@@ -15,6 +15,9 @@ device and flannel-style neighbour/fdb entries; this node publishes its VTEP MAC
 annotations). `node_name=None` is the host role (no Node of its own): host-gw routes to every
 node, whatever `mode` says, since it has no Node to publish a VTEP in.
 `stop(cleanup=True)` removes every route of ours and the vxlan device.
+
+One NodeRoutes per network namespace: two would each delete the other's routes as stale (they
+share the proto number), so the host role must not run where a node agent's instance runs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from kubelite.agent.network.apply import Kernel
+from kubelite.agent.network.apply import Kernel, NetworkError
 from kubelite.agent.network.routes import PROTO, NodeInfo, Plan, RouteChanges, Skip, host_gw_plan, node_info
 from kubelite.agent.network.vxlan import VTEP_ANNOTATION, VxlanConfig, device_spec, vxlan_plan
 from kubelite.client.informer import Handlers, Informer
@@ -95,14 +98,21 @@ class NodeRoutes:
         log.info("pod routes: %s keeps %s routes to pod CIDRs (proto %d)", self.where, self.mode, self.kernel.proto)
 
     async def stop(self, cleanup: bool = True) -> None:
+        """Stop syncing; with `cleanup`, remove our routes and the vxlan device (a failure is
+        logged: stopping never raises for it)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if cleanup:
+        if not cleanup:
+            return
+        try:
             changes = await self.kernel.cleanup()
-            log.info("pod routes: %s removed %d routes and the %s device", self.where, len(changes.remove),
-                     self.vxlan.device if self.mode == "vxlan" else "(no)")
+        except NetworkError as exc:
+            log.warning("pod routes: %s could not remove its routes: %s", self.where, exc)
+            return
+        log.info("pod routes: %s removed %d routes%s", self.where, len(changes.remove),
+                 f" and the {self.vxlan.device} device" if self.mode == "vxlan" else "")
 
     async def _run(self) -> None:
         await self.nodes.wait_synced()
@@ -151,9 +161,8 @@ class NodeRoutes:
         assert self.node_name is not None
         own = next((i for i in infos if i.name == self.node_name), None)
         spec = device_spec(own, self.vxlan)
-        if isinstance(spec, str):
-            self._log_skipped([Skip(self.node_name, f"no vxlan device: {spec}")])
-            return Plan()
+        if isinstance(spec, str):  # no device, so no route through it either
+            return Plan(skipped=(Skip(self.node_name, f"no vxlan device yet: {spec}"),))
         await self._publish_mac(own, spec.mac)
         plan = vxlan_plan(infos, self_name=self.node_name, config=self.vxlan, local=local)
         changes = await self.kernel.apply_vxlan(spec, neighbours=plan.neighbours, fdb=plan.fdb)

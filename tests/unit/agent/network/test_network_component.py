@@ -14,7 +14,7 @@ import pytest
 from network_objects import Obj, node
 
 from kubelite.agent.network import NodeRoutes
-from kubelite.agent.network.apply import VxlanChanges
+from kubelite.agent.network.apply import NetworkError, VxlanChanges
 from kubelite.agent.network.routes import Route, RouteChanges, route_changes
 from kubelite.agent.network.vxlan import VTEP_ANNOTATION, DeviceSpec, FdbEntry, Neighbour, vtep_mac
 from kubelite.objects.patch import merge_patch
@@ -241,3 +241,32 @@ async def test_the_host_role_routes_host_gw_to_every_node() -> None:
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown pod network mode 'gre': use one of host-gw, vxlan"):
         NodeRoutes(FakeNodes(), node_name="a", mode="gre")  # type: ignore[arg-type]
+
+
+async def test_vxlan_waits_for_its_own_node_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    api = FakeNodes(node("b", "198.18.2.0/24", "198.19.128.3", **{VTEP_ANNOTATION: vtep_mac("b")}))
+    routes, kernel = make(api, mode="vxlan", resync_interval=0.01)
+    caplog.set_level(logging.INFO, "kubelite.agent.network")
+    await routes.start()
+    try:
+        await until(lambda: routes.sync_count >= 5, "several syncs")
+        assert kernel.device is None and kernel.routes == {} and api.patches == []
+        api.put(node("a", "198.18.1.0/24", "198.19.128.2"))
+        await until(lambda: "198.18.2.0/24" in kernel.routes, "the route once our Node is there")
+    finally:
+        await routes.stop()
+    waits = [r.getMessage() for r in caplog.records if "no vxlan device yet" in r.getMessage()]
+    assert len(waits) == 1 and "this node's Node object is not there yet" in waits[0]
+
+
+async def test_a_failed_cleanup_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    routes, kernel = make(cluster())
+
+    async def broken() -> RouteChanges:
+        raise NetworkError("ip -4 route show proto 211 (netns gone): Cannot open network namespace")
+
+    kernel.cleanup = broken  # type: ignore[method-assign]
+    await routes.start()
+    await asyncio.wait_for(routes.synced.wait(), 5)
+    await routes.stop()
+    assert any("could not remove its routes" in r.getMessage() for r in caplog.records)

@@ -117,10 +117,10 @@ def test_parse_addresses_and_routes_from_ip_json() -> None:
              {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "198.19.128.2", "prefixlen": 24},
                                               {"family": "inet6", "local": "fe80::1", "prefixlen": 64}]}]
     assert parse_addresses(links) == (IPv4Interface("127.0.0.1/8"), IPv4Interface("198.19.128.2/24"))
-    rows = [{"dst": "198.18.2.0/24", "gateway": "198.19.128.3", "dev": "eth0", "flags": []},
-            {"dst": "198.18.3.0/24", "gateway": "198.18.3.0", "dev": "kubelite.1", "flags": ["onlink"]},
-            {"dst": "198.18.9.9", "gateway": "198.19.128.3", "dev": "eth0", "flags": []},
-            {"dst": "default", "gateway": "198.19.128.1", "dev": "eth0"}]
+    rows: list[Obj] = [{"dst": "198.18.2.0/24", "gateway": "198.19.128.3", "dev": "eth0", "flags": []},
+                       {"dst": "198.18.3.0/24", "gateway": "198.18.3.0", "dev": "kubelite.1", "flags": ["onlink"]},
+                       {"dst": "198.18.9.9", "gateway": "198.19.128.3", "dev": "eth0", "flags": []},
+                       {"dst": "default", "gateway": "198.19.128.1", "dev": "eth0"}]
     assert parse_routes(rows) == {
         "198.18.2.0/24": Route("198.18.2.0/24", "198.19.128.3", "eth0"),
         "198.18.3.0/24": Route("198.18.3.0/24", "198.18.3.0", "kubelite.1", onlink=True),
