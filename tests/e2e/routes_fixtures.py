@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.proxy_fixtures import sh
+
 HOST, BRIDGE, HOST_IP = "klrt-h", "klrt0", "198.19.131.1"
 TOOLS = ("ip", "bridge", "busybox", "curl")
 MTU = 1450
@@ -58,13 +60,6 @@ def require_host() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: apt-get install iproute2 busybox-static curl")
-
-
-def sh(*cmd: str, check: bool = True, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
-    return result
 
 
 def batch(netns: str, *lines: str) -> None:
