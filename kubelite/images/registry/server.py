@@ -13,6 +13,7 @@ node network, and clients are configured to treat it as insecure, as with miniku
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +30,7 @@ from kubelite.images.registry.uploads import Uploads
 log = logging.getLogger(__name__)
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+PURGE_EVERY = 3600.0  # seconds between sweeps for abandoned uploads (Uploads.purge_stale)
 
 Handler = Callable[["Registry", web.Request, Route], Awaitable[web.StreamResponse]]
 ENDPOINTS: dict[str, tuple[frozenset[str], Handler]] = {
@@ -65,8 +67,9 @@ async def dispatch(registry: Registry, request: web.Request) -> web.StreamRespon
         response = await handler(registry, request, found)
     except RegistryError as e:
         response = _error_response(e)
-    except (ConnectionError, asyncio.CancelledError):
-        raise  # the client went away: nobody to answer
+    except ConnectionError as e:  # the client hung up mid-body; uploads already cleaned up after themselves
+        log.debug("registry: %s %s: client went away (%s)", request.method, request.path, e)
+        response = _error_response(RegistryError("BLOB_UPLOAD_INVALID", message="the request body broke off"))
     except Exception:
         log.exception("registry: %s %s failed", request.method, request.path)
         response = _error_response(RegistryError("UNKNOWN", message="internal error; see the server log"))
@@ -89,6 +92,7 @@ class RegistryServer:
         storage = RegistryStorage(root)
         self.registry = Registry(storage, Uploads(storage))
         self.runner: web.AppRunner | None = None
+        self.purger: asyncio.Task[None] | None = None
         self.port = 0
         self.urls: list[str] = []
 
@@ -110,6 +114,7 @@ class RegistryServer:
         except BaseException:
             await self.stop()
             raise
+        self.purger = asyncio.create_task(self._purge_forever(), name="registry-upload-purge")
         log.info("registry serving %s from %s", ", ".join(self.urls), self.root)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -119,7 +124,20 @@ class RegistryServer:
         self.registry.storage.ensure()
         self.registry.uploads.purge_stale()
 
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_EVERY)
+            try:
+                await asyncio.to_thread(self.registry.uploads.purge_stale)
+            except OSError as e:
+                log.warning("registry: sweeping abandoned uploads failed: %s", e)
+
     async def stop(self) -> None:
+        if self.purger is not None:
+            self.purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.purger
+            self.purger = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
