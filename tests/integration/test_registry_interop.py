@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelite.images.oci import DOCKER_MANIFEST, OCI_MANIFEST
-from kubelite.images.testimages import HTTPD_REF, build_test_images, write_layout
+from kubelite.images.oci import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, canonical_json, digest_of
+from kubelite.images.testimages import BUSYBOX_REF, HTTPD_REF, build_test_images, write_layout
 from tests.integration.registry_helpers import DockerRegistry, RegistryThread, blob_files, require, run
 
 INSECURE = ("--src-tls-verify=false", "--dest-tls-verify=false")
@@ -88,6 +88,26 @@ def test_docker_schema2_push_and_pull(layout: Path, registry: RegistryThread, tm
     assert raw["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
     skopeo_copy(remote, f"dir:{tmp_path / 'dir'}")
     assert json.loads((tmp_path / "dir/manifest.json").read_text()) == raw  # served byte for byte as pushed
+
+
+def test_multi_platform_index(registry: RegistryThread, tmp_path: Path) -> None:
+    """`skopeo copy --all` of an index: the platform manifests go first, then the index that lists them."""
+    require("skopeo")
+    images = build_test_images()
+    layout = write_layout(tmp_path / "multi", {"amd64": images[BUSYBOX_REF], "arm64": images[HTTPD_REF]})
+    entries = [{**images[ref].manifest.to_json(), "platform": {"os": "linux", "architecture": arch}}
+               for ref, arch in ((BUSYBOX_REF, "amd64"), (HTTPD_REF, "arm64"))]
+    index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    (layout / "blobs/sha256" / digest_of(index).removeprefix("sha256:")).write_bytes(index)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_INDEX, "digest": digest_of(index), "size": len(index),
+         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+
+    remote = f"docker://{registry.host}/multi/arch:1.0"
+    skopeo_copy(f"oci:{layout}:multi", remote, "--all")
+    assert json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", remote)) == json.loads(index)
+    skopeo_copy(remote, f"oci:{tmp_path / 'back'}:multi", "--all")
+    assert index_digests(tmp_path / "back") == {"multi": digest_of(index)}
 
 
 def test_umoci_image_through_the_registry(registry: RegistryThread, tmp_path: Path) -> None:
