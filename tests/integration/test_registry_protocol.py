@@ -372,3 +372,12 @@ async def test_storage_survives_a_restart(tmp_path: Path) -> None:
             assert json.loads((await client.request("GET", "/v2/_catalog"))[2]) == {"repositories": ["keep/me"]}
         finally:
             await second.stop()
+
+
+async def test_listen_address_in_use(client: Client, tmp_path: Path) -> None:
+    second = RegistryServer(tmp_path / "second", [("127.0.0.1", 0), ("127.0.0.1", client.server.port)])
+    with pytest.raises(OSError):
+        await second.start()
+    assert second.runner is None  # the first address it bound was released again
+    status, _, _ = await client.request("GET", "/v2/")
+    assert status == 200 and client.server.urls == [f"http://127.0.0.1:{client.server.port}"]

@@ -102,17 +102,18 @@ class RegistryServer:
         await asyncio.to_thread(self._prepare)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A short shutdown wait: an upload still streaming at stop is resumable or cleaned up anyway.
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self.runner.setup()
         try:
             for host, port in self.listen:
-                site = web.TCPSite(self.runner, host, port, reuse_address=True)
-                await site.start()
-                bound = _bound_port(site)
+                await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+                bound = int(self.runner.addresses[-1][1])  # the pick of port 0
                 self.port = self.port or bound
                 self.urls.append(f"http://{_host_text(host)}:{bound}")
         except BaseException:
             await self.stop()
+            self.port, self.urls = 0, []
             raise
         self.purger = asyncio.create_task(self._purge_forever(), name="registry-upload-purge")
         log.info("registry serving %s from %s", ", ".join(self.urls), self.root)
@@ -141,12 +142,6 @@ class RegistryServer:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp keeps the asyncio Server here; the only way to learn port 0's pick
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else 0
 
 
 def _host_text(host: str) -> str:
