@@ -83,7 +83,7 @@ class ContainerOps:
             wait = self._backoff(pod, st, name, state)
             if wait:
                 return wait
-        failure = await self.manager.images.ensure(uid, container, self._event(pod, name))
+        failure = await self.manager.images.ensure(uid, container, self._event(pod, name), pod=pod)
         if failure is not None:
             return self._failed(pod, st, name, failure)
         try:

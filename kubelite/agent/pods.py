@@ -83,7 +83,7 @@ class PodManager:
         self.scale = config.time_scale
         self.workers = PodWorkers(self.sync, name=f"pods:{kubelet.name}")
         self.backoff = Backoff(scale=self.scale)
-        self.images = ImagePuller(kubelet.images, scale=self.scale)
+        self.images = ImagePuller(kubelet.images, scale=self.scale, client=kubelet.client)
         self.probes = ProbeManager(self.runtime, context=self._probe_context, notify=self.resync,
                                    record=kubelet.record, scale=self.scale)
         self.runtime_name = self.runtime.version().name

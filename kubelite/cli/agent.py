@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="remove every pod this node's runtime holds, then exit (runc)")
     add_streaming_arguments(parser)
     add_runc_arguments(parser)
+    add_registry_arguments(parser)
     add_node_arguments(parser, measured=True)
 
 
@@ -98,6 +99,18 @@ def add_runc_arguments(parser: argparse.ArgumentParser) -> None:
                               "default: this node's pod CIDR)")
     network.add_argument("--pod-routes", choices=("host-gw", "vxlan", "none"), default="none",
                          help="routes to the other nodes' pod CIDRs (default: %(default)s)")
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image pulls (runc)")
+    group.add_argument("--registries-config", type=Path, metavar="PATH",
+                       help="mirrors, TLS, credentials and plain-HTTP registries, k3s-style "
+                            "(default: <data-dir>/registries.yaml if present)")
+    group.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
+                       help="pull from this registry over plain HTTP (host:port, host or CIDR; repeatable)")
+    group.add_argument("--registry-mirror", action="append", default=[], metavar="NAME=URL",
+                       help="try URL first for images of registry NAME, e.g. "
+                            "localhost:5000=http://198.19.128.1:5000 (repeatable)")
 
 
 def add_node_arguments(parser: argparse.ArgumentParser, *, measured: bool = False) -> None:

@@ -108,9 +108,16 @@ def run_runc(args: argparse.Namespace) -> int:
 
 def _serve_runc(args: argparse.Namespace, paths: NodePaths, conn: Any, node: Any, tls: Any) -> None:
     from kubelite.agent.runtime.runc import RuncRuntime
+    from kubelite.images.distribution.node import node_images
+    from kubelite.images.distribution.registries import RegistryConfigError
     from kubelite.images.store import ImageStore
 
-    images = ImageStore(args.images_dir or paths.images)
+    try:  # the store, able to pull with the node's registry settings
+        images = node_images(ImageStore(args.images_dir or paths.images), data_dir=paths.data_dir,
+                             config_path=args.registries_config, insecure=args.insecure_registry,
+                             mirrors=args.registry_mirror)
+    except RegistryConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
     def make_runtime() -> RuncRuntime:
         return RuncRuntime(runc_config(args, paths), images)

@@ -16,6 +16,7 @@ build the image operations on these requests.
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -160,7 +161,8 @@ class RegistryClient:
         try:
             return await self.session.request(method, url, headers=sent, data=data, ssl=self._ssl(endpoint))
         except (TimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as e:
-            raise RegistryUnreachable(f"cannot reach {endpoint.base_url} ({method} {url}): {_reason(e)}") from None
+            raise RegistryUnreachable(f"cannot reach {endpoint.base_url} ({method} {url}): {_reason(e)}"
+                                      + _hint(endpoint, e)) from None
         except aiohttp.ClientError as e:
             raise DistributionError(f"{method} {url}: {_reason(e)}") from None
 
@@ -286,4 +288,23 @@ def _denied_message(action: str, candidates: list[Credential | None], failures: 
 
 
 def _reason(error: BaseException) -> str:
+    """The cause in a few words (aiohttp's texts name internals such as `ssl:default`)."""
+    import socket
+
+    os_error = getattr(error, "os_error", None)
+    if isinstance(os_error, socket.gaierror):
+        return f"no such host ({os_error.strerror})"
+    if isinstance(os_error, ssl.SSLError):
+        return f"TLS handshake failed ({os_error.reason or os_error})"
+    if isinstance(os_error, OSError) and os_error.errno and os_error.errno > 0:
+        return os.strerror(os_error.errno)
+    if isinstance(error, TimeoutError):
+        return "timed out"
     return str(error) or type(error).__name__
+
+
+def _hint(endpoint: Endpoint, error: BaseException) -> str:
+    if not endpoint.plain_http and isinstance(getattr(error, "os_error", None), ssl.SSLError):
+        return (f"; if {endpoint.host} serves plain HTTP, add --insecure-registry {endpoint.host} "
+                "(or list it under insecure: in registries.yaml)")
+    return ""

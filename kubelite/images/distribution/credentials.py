@@ -208,3 +208,49 @@ def node_keyring(data_dir: Path | None) -> Keyring:
     for path in default_config_paths(data_dir):
         keyring = keyring + load_docker_config(path)
     return keyring
+
+
+# -- `kubelite image login` / `logout` ---------------------------------------------------------------
+
+def save_login(path: Path, registry: str, username: str, password: str) -> None:
+    """Record credentials for `registry` in a config.json (created 0600; other keys kept)."""
+    doc = _read_config(path)
+    auths = doc.setdefault("auths", {})
+    for key in [k for k in auths if split_key(k) == (canonical_host(registry), "")]:
+        del auths[key]
+    auths[canonical_host(registry)] = {"auth": encode_auth(username, password)}
+    _write_config(path, doc)
+
+
+def remove_login(path: Path, registry: str) -> bool:
+    """Forget `registry`'s credentials; False when there were none."""
+    doc = _read_config(path)
+    auths = doc.get("auths") or {}
+    keys = [k for k in auths if split_key(k) == (canonical_host(registry), "")]
+    for key in keys:
+        del auths[key]
+    if keys:
+        _write_config(path, doc)
+    return bool(keys)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise CredentialError(f"{path}: not JSON ({e}); fix or remove it") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("auths", {}), dict):
+        raise CredentialError(f"{path}: not a docker config.json; fix or remove it")
+    return doc
+
+
+def _write_config(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)

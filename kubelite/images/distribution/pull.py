@@ -32,6 +32,7 @@ from kubelite.images.blobs import Ingest, hex_of
 from kubelite.images.distribution.client import Fetched, RegistryClient, pull_scope
 from kubelite.images.distribution.errors import (
     DistributionError,
+    NotFound,
     RegistryError,
     TransferBroken,
     error_from_response,
@@ -100,15 +101,19 @@ async def pull_image(client: RegistryClient, store: ImageStore, reference: str, 
     name = pull_name(ref)
     want = platform or host_platform()
     native = _same_platform(want, host_platform())
-    progress.note(f"{ref.digest or ref.with_default_tag().tag}: Pulling from {ref.path}")
     local = await asyncio.to_thread(_local_digest, store, name)
     if ref.digest and local:
         return await _up_to_date(store, name, local)
     tag_or_digest = ref.digest or ref.with_default_tag().tag
-    endpoint, repository, head = await client.head_manifest(ref.domain, ref.path, tag_or_digest)
-    if head is not None and local == head.digest and native:
-        return await _up_to_date(store, name, local)
-    top = await client.fetch_manifest_at(endpoint, repository, head.digest if head is not None else tag_or_digest)
+    try:
+        endpoint, repository, head = await client.head_manifest(ref.domain, ref.path, tag_or_digest)
+        if head is not None and local == head.digest and native:
+            progress.note(f"{tag_or_digest}: Pulling from {ref.path}")
+            return await _up_to_date(store, name, local)
+        top = await client.fetch_manifest_at(endpoint, repository, head.digest if head is not None else tag_or_digest)
+    except NotFound as e:
+        raise NotFound(e.status, e.code, f"{ref.with_default_tag()}: not found", url=e.url) from None
+    progress.note(f"{tag_or_digest}: Pulling from {ref.path}")
     docs, manifest_doc, image_top = await _platform_manifest(client, top, want, native=native)
     manifest = parse_manifest(manifest_doc)
     if local == image_top.digest:
