@@ -117,7 +117,8 @@ class RegistryClient:
                     headers: dict[str, str] | None, body: Body,
                     candidates: list[Credential | None] | None) -> aiohttp.ClientResponse:
         key = (endpoint.base_url, tuple(scopes))
-        resp = await self._raw(endpoint, method, url, headers, body, self._auth.get(key))
+        # explicit candidates (login) must prove themselves: no Authorization accepted earlier
+        resp = await self._raw(endpoint, method, url, headers, body, self._auth.get(key) if candidates is None else None)
         if resp.status != 401:
             return resp
         challenge = pick_challenge(parse_challenges(resp.headers.getall("WWW-Authenticate", [])))
@@ -125,6 +126,7 @@ class RegistryClient:
         resp.release()
         if challenge is None:
             raise AuthError(f"{endpoint.base_url} answered 401 without a Basic or Bearer challenge: {denied}")
+        explicit = candidates
         if candidates is None:
             found = self.credentials(endpoint, repository)
             candidates = list(found) if found else [None]
@@ -137,7 +139,8 @@ class RegistryClient:
                 continue
             resp = await self._raw(endpoint, method, url, headers, body, authorization)
             if resp.status != 401:
-                self._auth[key] = authorization
+                if explicit is None:
+                    self._auth[key] = authorization
                 return resp
             failures.append(str(error_from_response(resp.status, resp.reason or "", await resp.read(), url=url,
                                                     what=method)))

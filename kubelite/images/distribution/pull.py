@@ -111,8 +111,10 @@ async def pull_image(client: RegistryClient, store: ImageStore, reference: str, 
             progress.note(f"{tag_or_digest}: Pulling from {ref.path}")
             return await _up_to_date(store, name, local)
         top = await client.fetch_manifest_at(endpoint, repository, head.digest if head is not None else tag_or_digest)
-    except NotFound as e:
-        raise NotFound(e.status, e.code, f"{ref.with_default_tag()}: not found", url=e.url) from None
+    except NotFound as e:  # containerd's wording; the registry's code stays on the exception
+        missing = NotFound(e.status, "", f"{ref.with_default_tag()}: not found", url=e.url)
+        missing.code = e.code
+        raise missing from None
     progress.note(f"{tag_or_digest}: Pulling from {ref.path}")
     docs, manifest_doc, image_top = await _platform_manifest(client, top, want, native=native)
     manifest = parse_manifest(manifest_doc)
