@@ -146,7 +146,8 @@ class RegistryClient:
                                                     what=method)))
             resp.release()
         action = "push" if any(s.endswith(",push") for s in scopes) else "pull"
-        raise AuthError(_denied_message(action, candidates, failures or [str(denied)]))
+        failures = failures or [str(denied)]
+        raise AuthError(_denied_message(action, candidates, failures), last=failures[-1])
 
     async def _header(self, challenge: Challenge, scopes: list[str], credential: Credential | None) -> str:
         if self._authorizer is None:
@@ -239,9 +240,13 @@ class RegistryClient:
         """Check `credential` against the registry's /v2/ (AuthError when refused)."""
         endpoint = self.hosts.push_endpoint(registry)
         url = f"{endpoint.base_url}/v2/"
-        async with self.request(endpoint, "GET", url, scopes=[], repository="", candidates=[credential]) as resp:
-            if resp.status >= 400:
-                raise error_from_response(resp.status, resp.reason or "", await resp.read(), url=url, what="login")
+        try:
+            async with self.request(endpoint, "GET", url, scopes=[], repository="", candidates=[credential]) as resp:
+                if resp.status >= 400:
+                    raise error_from_response(resp.status, resp.reason or "", await resp.read(), url=url, what="login")
+        except AuthError as e:
+            raise AuthError(f"login to {registry} refused: unauthorized: incorrect username or password ({e.last})",
+                            last=e.last) from None
 
 
 def pull_scope(repository: str) -> str:

@@ -29,6 +29,10 @@ class TransferBroken(DistributionError):
 class AuthError(DistributionError):
     """The registry or its token service refused every credential we had (or anonymous access)."""
 
+    def __init__(self, message: str, *, last: str = "") -> None:
+        super().__init__(message)
+        self.last = last or message  # the last refusal, in the server's words
+
 
 class RegistryError(DistributionError):
     def __init__(self, status: int, code: str, message: str, *, url: str = "") -> None:

@@ -6,7 +6,13 @@ import io
 
 import pytest
 
-from kubelite.images.distribution.progress import LineProgress, human_size, progress_text
+from kubelite.images.distribution.progress import (
+    LineProgress,
+    TtyProgress,
+    human_size,
+    progress_for,
+    progress_text,
+)
 from kubelite.images.distribution.pull import parse_platform, pull_name
 from kubelite.images.oci import Descriptor, ImageFormatError, pick_platform
 from kubelite.images.reference import parse
@@ -62,3 +68,25 @@ def test_progress_text_as_docker_prints_it() -> None:
     lines.update("abc", "Pull complete")
     lines.update("def", "Mounted from kl/base")
     assert out.getvalue() == "abc: Pull complete\ndef: Mounted from kl/base\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_progress_rewrites_each_layer_in_place() -> None:
+    out = Terminal()
+    progress = progress_for(out)
+    assert isinstance(progress, TtyProgress)
+    progress.note("1.0: Pulling from app")
+    progress.update("aaa", "Pulling fs layer")
+    progress.update("bbb", "Pulling fs layer")
+    progress.update("aaa", "Downloading", current=10, total=100)
+    progress.update("aaa", "Downloading", current=20, total=100)  # within 0.1 s of the last draw: skipped
+    progress.update("aaa", "Pull complete")
+    text = out.getvalue()
+    assert text.startswith("1.0: Pulling from app\naaa: Pulling fs layer\nbbb: Pulling fs layer\n")
+    assert "\x1b[2A\r\x1b[2Kaaa: Downloading [=====>" in text and "10B/100B\x1b[2B\r" in text
+    assert "20B/100B" not in text and text.endswith("\x1b[2A\r\x1b[2Kaaa: Pull complete\x1b[2B\r")
+    assert isinstance(progress_for(io.StringIO()), LineProgress)
