@@ -34,12 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
     parser.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
+    parser.add_argument("--no-registry", action="store_true", help="do not serve the image registry")
+    parser.add_argument("--registry-listen", default="127.0.0.1:5000",
+                        help="host:port list (comma-separated) the image registry listens on (default: %(default)s)")
     parser.add_argument("--lb-pool", default="198.19.200.0/24", help="LoadBalancer addresses (default: %(default)s)")
     parser.add_argument("--host-network", action="store_true",
                         help="the nodes are network namespaces of this host: run the Service proxy and "
                              "routes to the pods on the host too")
     parser.add_argument("--host-proxy-table", default="kubelite-host",
                         help="nftables table of the host's Service proxy (default: %(default)s)")
+    parser.add_argument("--host-routes-proto", type=int, default=211,
+                        help="route protocol number marking the host's pod routes; clusters sharing a host "
+                             "need different ones (default: %(default)s)")
     parser.add_argument("--log-level", default="info")
 
 
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
                           leader_lease_duration=args.leader_elect_lease_duration,
                           leader_renew_deadline=args.leader_elect_renew_deadline,
                           leader_retry_period=args.leader_elect_retry_period, lb_pool=args.lb_pool,
-                          host_network=args.host_network, host_proxy_table=args.host_proxy_table)
+                          host_network=args.host_network, host_proxy_table=args.host_proxy_table,
+                          registry=not args.no_registry, registry_listen=args.registry_listen,
+                          host_routes_proto=args.host_routes_proto)
     asyncio.run(serve_forever(config))
     return 0

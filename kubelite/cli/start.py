@@ -32,7 +32,8 @@ HOLLOW_PREFIX = "kubelite-"
 # flag -> ClusterSpec field; fixed when the cluster is created
 SHAPE_FLAGS = {"port": "port", "bridge": "bridge", "node_network": "node_network", "cluster_cidr": "cluster_cidr",
                "service_cidr": "service_cidr", "lb_pool": "lb_pool", "dns_port": "dns_port",
-               "node_monitor_grace_period": "node_monitor_grace_period", "runtime": "runtime", "name": "name"}
+               "node_monitor_grace_period": "node_monitor_grace_period", "runtime": "runtime", "name": "name",
+               "registry_port": "registry_port"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--service-cidr", default=None, help="ClusterIPs (default: 198.19.0.0/17)")
     shape.add_argument("--lb-pool", default=None, help="LoadBalancer addresses (default: 198.19.200.0/24)")
     shape.add_argument("--dns-port", type=int, default=None, help="cluster DNS port on the host (default: 10053)")
+    shape.add_argument("--registry-port", type=int, default=None,
+                       help="image registry port on the host (default: 5000)")
     shape.add_argument("--node-monitor-grace-period", type=float, default=None,
                        help="seconds without a heartbeat before a node is NotReady (default: 40)")
 
@@ -142,13 +145,14 @@ def _busy_ports(cluster: LocalCluster) -> str:
 
     if cluster.server.pid() is not None:
         return ""
-    for port, what, kind in ((cluster.spec.port, "the API server", socket.SOCK_STREAM),
-                             (cluster.spec.dns_port, "the cluster DNS", socket.SOCK_DGRAM)):
+    for port, what, flag, kind in ((cluster.spec.port, "the API server", "--port", socket.SOCK_STREAM),
+                                   (cluster.spec.dns_port, "the cluster DNS", "--dns-port", socket.SOCK_DGRAM),
+                                   (cluster.spec.registry_port, "the image registry", "--registry-port",
+                                    socket.SOCK_STREAM)):
         with socket.socket(socket.AF_INET, kind) as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
-                flag = "--port" if port == cluster.spec.port else "--dns-port"
                 return (f"port {port} ({what}) is in use by another program: stop it, or start a new cluster "
                         f"with {flag} and its own --data-dir")
     return ""

@@ -29,14 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stop_cluster(cluster: LocalCluster) -> None:
-    from kubelite.cluster.netns import remove_node
-
     for name in cluster.spec.nodes:
-        stopped = cluster.node_daemon(name).stop()
+        running = cluster.node_daemon(name).pid() is not None
         if cluster.spec.runtime == "runc":
-            cluster.cleanup_node(name)
-            remove_node(cluster.spec.network, cluster.spec.nodes[name])
-        if stopped:
+            cluster.stop_node(name)
+        if running:
             print(f"* node {name}: stopped")
     for daemon in (cluster.hollow_nodes, cluster.server):
         if daemon.stop():

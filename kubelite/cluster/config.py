@@ -40,6 +40,7 @@ class ServerConfig:
     registry_listen: str = "127.0.0.1:5000"  # comma-separated host:port list; port 0 picks one
     host_network: bool = False  # the nodes are local netns: proxy + pod routes on this host too
     host_proxy_table: str = "kubelite-host"  # nftables table of the host's Service proxy
+    host_routes_proto: int = 211  # route protocol marking the host's pod routes (one per cluster on a host)
 
     @property
     def datastore_url(self) -> str:

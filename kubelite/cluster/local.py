@@ -49,6 +49,14 @@ class ClusterSpec:
     def dns_service_ip(self) -> str:
         return str(ipaddress.ip_network(self.service_cidr).network_address + 10)
 
+    @property
+    def routes_proto(self) -> int:
+        """The route protocol number of this cluster's host routes, told apart from other clusters'
+        on the same host by name (200-249: clear of the kernel's and routing daemons' numbers)."""
+        import zlib
+
+        return 200 + zlib.crc32(self.name.encode()) % 50
+
     def guard_routes(self, *, present: bool = True) -> None:
         from kubelite.cluster.netns import guard_routes
 
@@ -133,9 +141,10 @@ class LocalCluster:
                 "--service-cidr", s.service_cidr, "--cluster-cidr", s.cluster_cidr, "--lb-pool", s.lb_pool,
                 "--node-monitor-grace-period", str(s.node_monitor_grace_period)]
         if s.runtime != "runc":
-            return [*args, "--dns-listen", f"127.0.0.1:{s.dns_port}"]
+            return [*args, "--dns-listen", f"127.0.0.1:{s.dns_port}", "--registry-listen", f"127.0.0.1:{s.registry_port}"]
         return [*args, "--advertise-address", host, "--dns-listen", f"127.0.0.1:{s.dns_port},{host}:{s.dns_port}",
-                "--host-network", "--host-proxy-table", f"{s.name}-host"]
+                "--registry-listen", f"127.0.0.1:{s.registry_port},{host}:{s.registry_port}",
+                "--host-network", "--host-proxy-table", f"{s.name}-host", "--host-routes-proto", str(s.routes_proto)]
 
     def node_args(self, name: str) -> list[str]:
         s, index = self.spec, self.spec.nodes[name]
@@ -176,5 +185,22 @@ class LocalCluster:
 
         self.node_daemon(name).stop()
         self.cleanup_node(name)
+        self.remove_cgroup_parents([name])
         if network:
             remove_node(self.spec.network, self.spec.nodes[name])
+
+    def remove_cgroup_parents(self, names: list[str]) -> None:
+        """The nodes' cgroup parents (`<cluster>/<node>` below our own cgroup, made by runc for the
+        pods' cgroups and left when the last pod went), then the cluster's, in every hierarchy;
+        a directory still holding a pod stays."""
+        import contextlib
+        import os
+
+        from kubelite.agent.runtime.runc.cgroups import own_dirs
+
+        for base in own_dirs():
+            for name in names:
+                with contextlib.suppress(OSError):
+                    os.rmdir(base / self.spec.name / name)
+            with contextlib.suppress(OSError):
+                os.rmdir(base / self.spec.name)

@@ -38,6 +38,7 @@ class ServerRuntime:
     dns: Any = None
     host_proxy: Any = None
     host_routes: Any = None
+    registry: Any = None
 
     async def start(self) -> None:
         from kubelite.api.auth import AllowAuthenticated, Authenticator, TokenFile, auth_middleware
@@ -75,6 +76,8 @@ class ServerRuntime:
         self._start_control_loops()
         if self.config.dns:
             await self._start_dns()
+        if self.config.registry:
+            await self._start_registry()
         if self.config.host_network:
             await self._start_host_network()
 
@@ -100,6 +103,21 @@ class ServerRuntime:
         except Exception as exc:  # the DNS still answers on the host; pods just cannot reach it yet
             log.error("kube-dns endpoints not published: %s", exc)
 
+    async def _start_registry(self) -> None:
+        """The cluster's image registry (minikube's registry add-on). A listen address in use is
+        logged, not fatal: the cluster works without it."""
+        from kubelite.images.registry.server import RegistryServer
+
+        listen = [(host.strip("[]"), int(port)) for host, _, port in
+                  (item.strip().rpartition(":") for item in self.config.registry_listen.split(",") if item.strip())]
+        registry = RegistryServer(self.config.data_dir / "registry", listen)
+        try:
+            await registry.start()
+        except OSError as exc:
+            log.error("image registry not started: %s", exc)
+            return
+        self.registry = registry
+
     async def _start_host_network(self) -> None:
         """On the machine whose nodes are local network namespaces: the Service proxy for traffic
         the host itself sends (ClusterIPs and LoadBalancer addresses answer from the host), and
@@ -111,7 +129,7 @@ class ServerRuntime:
         self.host_proxy.start()
         from kubelite.agent.network.component import NodeRoutes
 
-        self.host_routes = NodeRoutes(self.internal_client, node_name=None)
+        self.host_routes = NodeRoutes(self.internal_client, node_name=None, proto=self.config.host_routes_proto)
         await self.host_routes.start()
 
     async def _listen_on_advertise_address(self, ssl_context: Any) -> None:
@@ -188,6 +206,8 @@ class ServerRuntime:
             await self.host_proxy.stop()
         if self.dns is not None:
             await self.dns.stop()
+        if self.registry is not None:
+            await self.registry.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -37,6 +37,7 @@ class ServerThread:
                  scheduler: bool = False, **config_overrides: Any) -> None:
         config_overrides.setdefault("advertise_address", "127.0.0.1")
         config_overrides.setdefault("dns", False)  # tests that want DNS ask for it, on a free port
+        config_overrides.setdefault("registry", False)  # likewise the image registry
         self.config = ServerConfig(data_dir=data_dir, datastore=datastore, port=free_port(), tls=tls,
                                    controllers=controllers, scheduler=scheduler, **config_overrides)
         self.loop = asyncio.new_event_loop()

@@ -33,7 +33,7 @@ def test_start_status_stop_with_hollow_nodes(tmp_path: Path, home: dict[str, str
     data = str(tmp_path / "data")
     port = free_port()
     started = kubelite(home, "start", "--data-dir", data, "--port", str(port), "--runtime", "fake",
-                       "--nodes", "2", "--dns-port", str(free_port()))
+                       "--nodes", "2", "--dns-port", str(free_port()), "--registry-port", str(free_port()))
     assert started.returncode == 0, started.stdout + started.stderr
     assert 'kubectl is now configured to use "kubelite"' in started.stdout
     kubeconfig = Path(home["HOME"]) / ".kube" / "config"

@@ -33,7 +33,7 @@ def free_port() -> int:
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
     config = ServerConfig(data_dir=tmp_path, datastore="memory://", port=free_port(), tls=False,
-                          controllers="", scheduler=False)
+                          controllers="", scheduler=False, dns=False, registry=False)
     runtime = ServerRuntime(config)
     await runtime.start()
     assert runtime.socket_path is not None

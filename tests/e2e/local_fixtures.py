@@ -1,0 +1,196 @@
+"""A two-node runc cluster made by `kubelite start`, exactly as a user makes one, for the e2e tests
+of Services on the wire and of the tutorial.
+
+Its shape keeps it apart from a user's cluster on the same machine (which uses kubelite0,
+198.19.128.0/24, 198.18.0.0/16, 198.19.0.0/17, ports 6443/10053): its own name (node names,
+namespaces, nft tables), bridge, address ranges, API and DNS ports, data dir and $HOME (so the
+kubeconfig merge lands in the test's home). Teardown is `kubelite delete`, then a check that
+nothing of it is left on the machine: namespaces, links, nft tables, routes, mounts, cgroups,
+processes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import KUBECTL, free_port
+
+NAME = "klt"
+SHAPE = {"--name": NAME, "--bridge": f"{NAME}0", "--node-network": "198.19.132.0/24",
+         "--cluster-cidr": "198.18.208.0/20", "--service-cidr": "198.19.160.0/20", "--lb-pool": "198.19.202.0/24",
+         "--node-monitor-grace-period": "6"}
+HOST_IP = "198.19.132.1"
+NODE_IPS = ("198.19.132.2", "198.19.132.3")
+TIMEOUT = 90.0
+NUL = b"\0"
+
+
+def host_problems() -> list[str]:
+    problems = [] if os.geteuid() == 0 else ["not root"]
+    for tool in ("runc", "conmon", "nft", "ip", "nsenter"):
+        if shutil.which(tool) is None:
+            problems.append(f"{tool} missing (scripts/test installs it)")
+    return problems
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, interval: float = 0.2, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}")
+        time.sleep(interval)
+
+
+def http_get(host: str, port: int, path: str = "/cgi-bin/id", *, timeout: float = 3.0) -> str:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read().decode(errors="replace")
+        if response.status != 200:
+            raise OSError(f"HTTP {response.status} from {host}:{port}{path}")
+        return body.strip()
+    finally:
+        conn.close()
+
+
+@dataclass
+class LocalCluster:
+    root: Path
+    port: int = field(default_factory=free_port)
+    dns_port: int = field(default_factory=free_port)
+    registry_port: int = field(default_factory=free_port)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self.root / "home"), "KUBECONFIG": ""}
+
+    def kubelite(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kubelite.cli.main", *args, "--data-dir", str(self.data)],
+                              capture_output=True, text=True, env=self.env, timeout=timeout)
+
+    def start(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        shape = [x for kv in SHAPE.items() for x in kv]
+        return self.kubelite("start", "--nodes", "2", "--port", str(self.port), "--dns-port", str(self.dns_port),
+                             "--registry-port", str(self.registry_port), *shape, *extra)
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
+        result = subprocess.run([KUBECTL, f"--cache-dir={self.root / 'kube-cache'}", *args], capture_output=True,
+                                text=True, env=self.env, timeout=timeout, input=stdin)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result.stdout + (result.stderr if not check else "")
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        return list(self.json("get", "pods", "-l", selector)["items"])
+
+    def running(self, selector: str, count: int) -> list[dict[str, Any]]:
+        """Wait until exactly `count` pods match, not terminating, and all are Ready; return them.
+        (Terminating pods are left out: those of a dead node stay Terminating until it returns.)"""
+        def ready() -> list[dict[str, Any]] | None:
+            pods = [p for p in self.pods(selector) if not p["metadata"].get("deletionTimestamp")]
+            ok = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                         for c in p.get("status", {}).get("conditions", []))]
+            return ok if len(ok) == count == len(pods) else None
+
+        return list(wait_for(ready, what=f"{count} ready pods {selector}"))
+
+    def pod_exec(self, pod: str, script: str, *, check: bool = True) -> str:
+        return self.kubectl("exec", pod, "--", "sh", "-c", script, check=check)
+
+    def pod_http(self, pod: str, host: str, port: int, path: str = "/cgi-bin/id") -> str:
+        request = f"GET {path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n"
+        return self.pod_exec(pod, f"printf '{request}' | nc -w 3 {host} {port} | tail -1").strip()
+
+    def service(self, name: str) -> dict[str, Any]:
+        return dict(self.json("get", "service", name))
+
+    def netns_nft(self, index: int) -> str:
+        return subprocess.run(["ip", "netns", "exec", f"{NAME}0-n{index}", "nft", "list", "table", "ip", NAME],
+                              capture_output=True, text=True).stdout
+
+
+def spread(get: Callable[[], str], count: int, *, workers: int = 8) -> Counter[str]:
+    with ThreadPoolExecutor(workers) as pool:
+        return Counter(pool.map(lambda _: get(), range(count)))
+
+
+class Load:
+    """`clients` threads requesting `get` in a loop until stopped; counts answers and failures."""
+
+    def __init__(self, get: Callable[[], str], *, clients: int) -> None:
+        self.get, self.clients = get, clients
+        self.answers: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = False
+        self._pool = ThreadPoolExecutor(clients)
+        self._futures: list[Any] = []
+
+    def __enter__(self) -> Load:
+        self._futures = [self._pool.submit(self._client) for _ in range(self.clients)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        for future in self._futures:
+            future.result()
+        self._pool.shutdown()
+
+    def _client(self) -> None:
+        while not self._stop:
+            try:
+                self.answers[self.get()] += 1
+            except Exception as exc:
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {exc!r}")
+
+
+def leftovers(root: Path) -> list[str]:
+    """What of the cluster is still on the machine (empty after `kubelite delete`)."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith((f"{NAME}0-", NAME))]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
+              if line.split(":")[1].strip().startswith(f"{NAME}0")]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    found += [f"nft {line}" for line in tables.splitlines() if line.split()[-1].startswith(NAME)]
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    found += [f"route {line}" for line in routes.splitlines()
+              if any(r in line for r in ("198.18.208.", "198.19.160.", "198.19.202.", "198.19.132."))]
+    mounts = Path("/proc/self/mountinfo").read_text()
+    found += [f"mount {line.split()[4]}" for line in mounts.splitlines() if str(root) in line]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(root).encode() in cmdline and int(pid) != os.getpid():
+            found.append(f"process {pid} {cmdline.replace(NUL, b' ')[:120]!r}")
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        found += [f"cgroup {p}" for p in hierarchy.rglob(NAME) if p.is_dir()] if hierarchy.is_dir() else []
+    return found
