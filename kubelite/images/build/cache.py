@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,14 @@ class BuildCache:
         else:
             os.replace(tmp, final)
         return final
+
+    def remove_stale_tmp(self, *, min_age: float = 3600.0) -> None:
+        """Blobs an interrupted build left half-written (old enough to be nobody's)."""
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.tmp.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - path.stat().st_mtime > min_age:
+                        path.unlink()
 
     def prune(self) -> tuple[int, int]:
         """Empty the cache; returns (entries, bytes of blobs) removed."""

@@ -151,7 +151,7 @@ def _import(store: ImageStore, options: BaseOptions, rootfs: Path, packages: lis
         set_env(config, key, value)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     state = StageState("base", config, [{"created": created, "created_by": "kubelite image base: " + ", ".join(packages)}],
-                       [Layer(blob, writer.path, rootfs)], created=created)
+                       [Layer(blob, writer.path)], created=created)
     _, records = export(store, state, [options.name], scratch=work)
     return records[0]
 

@@ -87,6 +87,12 @@ class Builder:
 
     def build(self) -> BuildResult:
         started = time.monotonic()
+        for tag in self.options.tags:  # a bad -t fails before the work, not after it
+            try:
+                normalize(tag)
+            except InvalidImageName as e:
+                raise BuildError(f"-t {tag}: {e}") from None
+        self.cache.remove_stale_tmp()
         try:
             loaded = context.load(self.options.context, self.options.dockerfile)
             self.tree, self.filename = loaded.tree, loaded.dockerfile_name
@@ -176,14 +182,15 @@ class Builder:
         for instr in stage.instructions:
             if instr.name in FS_INSTRUCTIONS:
                 position += 1
-            title = f"[{prefix}{position}/{total}] {' '.join(instr.text.split())}"
-            steps.run(self, state, instr, title, stage.index)
+            steps.run(self, state, instr, f"[{prefix}{position}/{total}]", stage.index)
         return state
 
     def _base(self, stage: Stage, image: str) -> StageState:
         ref = self.stage_ref(image, stage.index)
         if ref is not None:
-            return self.states[ref].copy(stage.label)
+            state = self.states[ref].copy(stage.label)
+            self._drop_onbuild(state.config, image)
+            return state
         if image.lower() == "scratch":
             return StageState(stage.label, with_default_path({}), chain=step_key("", "scratch"), base_name="scratch")
         platform = self.word(stage.from_.platform, self.meta, stage.from_.line) if stage.from_.platform else ""
@@ -196,21 +203,25 @@ class Builder:
         try:
             match = self.store.find(image)
             content = self.store.content(match.entry.target)
-            record = self.store.get(image)
+            record = self.store.get(image)  # unpacks what is missing
         except ImageNotFound:
             raise BuildError(f"{self.filename}:{line}: {image}: no such image in the local store "
                              f"({self._normalized(image)}); the build does not pull: load, import or pull it "
                              "first, or make a base image with `kubelite image base`") from None
         except InvalidImageName as e:
             raise BuildError(f"{self.filename}:{line}: {image}: {e}") from None
-        layers = [Layer(LayerBlob(d.digest, diff_id, d.size, d.media_type), self.store.blobs.path(d.digest), snap)
-                  for d, diff_id, snap in zip(content.layers, content.diff_ids, record.layer_dirs, strict=True)]
+        layers = [Layer(LayerBlob(d.digest, diff_id, d.size, d.media_type), self.store.blobs.path(d.digest))
+                  for d, diff_id in zip(content.layers, content.diff_ids, strict=True)]
         config = with_default_path(copy.deepcopy(content.config.get("config") or {}))
-        if config.pop("OnBuild", None):
-            self.progress.warn(f"{image}: its ONBUILD triggers are not run by this builder")
+        self._drop_onbuild(config, image)
         return StageState(label, config, copy.deepcopy(content.config.get("history") or []), layers,
                           chain=step_key("", "image", content.config_digest), created=str(content.config.get("created", "")),
                           base_name=record.reference)
+
+    def _drop_onbuild(self, config: dict[str, object], base: str) -> None:
+        """A base's ONBUILD triggers are consumed by the child (Docker runs them; this builder does not)."""
+        if config.pop("OnBuild", None):
+            self.progress.warn(f"{base}: its ONBUILD triggers are not run by this builder")
 
     @staticmethod
     def _normalized(image: str) -> str:
@@ -236,6 +247,11 @@ class Builder:
 
     def snapshot(self, blob: LayerBlob, path: Path) -> Path:
         return self.store.snapshots.ensure(blob.diff_id, path).path
+
+    def layer_dirs(self, state: StageState) -> list[Path]:
+        """The stage's unpacked layers, re-unpacked if an image removal collected one meanwhile
+        (a build's own layers belong to no image until it is exported)."""
+        return [self.snapshot(layer.blob, layer.path) for layer in state.layers]
 
     def new_scratch(self) -> Path:
         self.scratch.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 `StageState` is what one stage has built so far: the image config's `config` section (Env, Cmd,
 Entrypoint, WorkingDir, User, ExposedPorts, Volumes, Labels, Shell, StopSignal, Healthcheck,
-OnBuild), the history, the layers (each with its unpacked snapshot directory), the cache chain
+OnBuild), the history, the layers (blobs; the builder unpacks them as the store's snapshots), the cache chain
 key, and the ARGs in scope. `apply_metadata` changes the config for ENV, LABEL, WORKDIR, USER,
 EXPOSE, CMD, ENTRYPOINT, VOLUME, SHELL, STOPSIGNAL, HEALTHCHECK, ONBUILD and MAINTAINER with
 arguments already substituted, as buildkit's dispatcher does (ENTRYPOINT clears a CMD inherited
@@ -38,7 +38,6 @@ class MetadataError(ValueError):
 class Layer:
     blob: LayerBlob
     path: Path  # where the blob is (the build cache, or the store for a base image's layers)
-    snapshot: Path  # its unpacked directory
 
 
 @dataclass
@@ -75,10 +74,6 @@ class StageState:
     @property
     def workdir(self) -> str:
         return str(self.config.get("WorkingDir") or "/")
-
-    @property
-    def layer_dirs(self) -> list[Path]:
-        return [layer.snapshot for layer in self.layers]
 
     def copy(self, label: str) -> StageState:
         state = copy.deepcopy(self)

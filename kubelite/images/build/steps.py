@@ -47,25 +47,27 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def run(b: Builder, state: StageState, instr: Instruction, title: str, stage_index: int) -> None:
+def run(b: Builder, state: StageState, instr: Instruction, position: str, stage_index: int) -> None:
+    """`position` ("[build 2/4]") starts the progress title; the instruction's text follows, with
+    its variables substituted where the builder substitutes them."""
     try:
-        _dispatch(b, state, instr, title, stage_index)
+        _dispatch(b, state, instr, position, stage_index)
     except (ShellWordError, MetadataError, copying.CopyError, TreeError, runner.RunError, OSError) as e:
         text = " ".join(instr.text.split())
         raise BuildError(f"{b.filename}:{instr.line}: {text[:120]}: {e}") from None
 
 
-def _dispatch(b: Builder, state: StageState, instr: Instruction, title: str, stage_index: int) -> None:
+def _dispatch(b: Builder, state: StageState, instr: Instruction, position: str, stage_index: int) -> None:
     env = state.env()
     if isinstance(instr, CommandLine) and instr.name == "RUN":
-        _run(b, state, instr, title)
+        _run(b, state, instr, f"{position} {' '.join(instr.text.split())}")
     elif isinstance(instr, Copy):
-        _copy(b, state, instr, title, stage_index)
+        _copy(b, state, instr, position, stage_index)
     elif isinstance(instr, Arg):
         _arg(b, state, instr)
     elif isinstance(instr, Value) and instr.name == "WORKDIR":
         created_by = apply_metadata(state, "WORKDIR", b.lexer.word(instr.value, env))
-        _fs_step(b, state, title, created_by, "", lambda step: _workdir(b, state), created_by)
+        _fs_step(b, state, f"{position} {created_by}", created_by, "", lambda step: _workdir(b, state), created_by)
     else:
         _metadata_step(b, state, apply_metadata(state, instr.name, _metadata_values(b, instr, env)))
 
@@ -135,8 +137,7 @@ def _fs_step(b: Builder, state: StageState, title: str, text: str, extra: str,
         b.cache.put(key, entry)
         step.done()
     if entry.layer is not None:
-        path = b.cache.blob_path(entry.layer.digest)
-        state.layers.append(Layer(entry.layer, path, b.snapshot(entry.layer, path)))
+        state.layers.append(Layer(entry.layer, b.cache.blob_path(entry.layer.digest)))
     state.add_history(entry.created_by, entry.created, empty=entry.layer is None)
     state.chain = key
 
@@ -183,7 +184,7 @@ def _run(b: Builder, state: StageState, instr: CommandLine, title: str) -> None:
             raise BuildError(f"{b.filename}:{instr.line}: " + "; ".join(problems))
         scratch = b.new_scratch()
         try:
-            request = runner.RunRequest(state.layer_dirs, argv, state.run_env(), user, workdir, network, scratch)
+            request = runner.RunRequest(b.layer_dirs(state), argv, state.run_env(), user, workdir, network, scratch)
             code, upper = runner.run(request, step.line, runc=b.options.runc)
             if code != 0:
                 raise BuildError(f"{b.filename}:{instr.line}: process {json.dumps(' '.join(argv))} did not complete "
@@ -200,7 +201,7 @@ def _run(b: Builder, state: StageState, instr: CommandLine, title: str) -> None:
 # ----- COPY / ADD / WORKDIR ----------------------------------------------------------------------------
 
 
-def _copy(b: Builder, state: StageState, instr: Copy, title: str, stage_index: int) -> None:
+def _copy(b: Builder, state: StageState, instr: Copy, position: str, stage_index: int) -> None:
     env = state.env()
     word = b.lexer.word
     sources = [word(s, env) for s in instr.sources]
@@ -208,10 +209,10 @@ def _copy(b: Builder, state: StageState, instr: Copy, title: str, stage_index: i
     inline = [(d.name, (b.lexer.expand(d.content, env) if d.expand else d.content).encode()) for d in instr.inline]
     tree, from_context = _source(b, from_, stage_index, instr.line)
     request = copying.Request(sources, dest, state.workdir, chown, chmod, instr.add, inline, from_context)
-    plan = copying.plan(request, tree, RootView(state.layer_dirs))
+    plan = copying.plan(request, tree, RootView(b.layer_dirs(state)))
     flags = "".join(f"--{k}={v} " for k, v in (("from", from_), ("chown", chown), ("chmod", chmod)) if v)
     text = f"{instr.name} {flags}{' '.join([*sources, *(f'<<{n}' for n, _ in inline)])} {dest}"
-    _fs_step(b, state, title, text, plan.digest,
+    _fs_step(b, state, f"{position} {text}", text, plan.digest,
              lambda step: _write_layer(b, lambda w: copying.write(plan, tree, w)), text + " # buildkit")
 
 
@@ -220,14 +221,14 @@ def _source(b: Builder, from_: str, stage_index: int, line: int) -> tuple[Tree, 
         return b.tree, True
     ref = b.stage_ref(from_, stage_index)
     if ref is not None:
-        return RootView(b.states[ref].layer_dirs), False
+        return RootView(b.layer_dirs(b.states[ref])), False
     if b.stage_ref(from_, len(b.parsed.stages)) is not None:
         raise BuildError(f"{b.filename}:{line}: COPY --from={from_}: a stage can only copy from stages before it")
-    return RootView(b.image_state(from_, "copy-source", line=line).layer_dirs), False
+    return RootView(b.layer_dirs(b.image_state(from_, "copy-source", line=line))), False
 
 
 def _workdir(b: Builder, state: StageState) -> Made:
-    view = RootView(state.layer_dirs)
+    view = RootView(b.layer_dirs(state))
     rel = resolve(view, state.workdir)
     st = view.lstat(rel) if rel else None
     if not rel or (st is not None and stat.S_ISDIR(st.st_mode)):

@@ -152,3 +152,35 @@ def test_target_must_exist_and_unneeded_stages_are_skipped(store: ImageStore, tm
     assert build(store, ctx, target="good").steps == 0  # `broken` is never built
     with pytest.raises(BuildError, match="target stage 'nope' could not be found"):
         build(store, ctx, target="nope")
+
+
+def test_metadata_instructions_set_the_config(store: ImageStore, tmp_path: Path) -> None:
+    ctx = context(tmp_path, f"""FROM {BASE} AS base
+ONBUILD RUN echo later
+FROM base
+LABEL version="1.0" description='a "demo"'
+EXPOSE 8080 53/udp 9000-9001
+VOLUME ["/data"]
+VOLUME /logs /cache
+SHELL ["/bin/bash", "-c"]
+ENTRYPOINT exec server
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["/bin/check", "--quick"]
+USER 1000:1000
+MAINTAINER someone
+""", {})
+    build(store, ctx)
+    info = store.inspect("copytest:1")
+    config = info["Config"]
+    assert config["Labels"] == {"version": "1.0", "description": 'a "demo"'}
+    assert sorted(config["ExposedPorts"]) == ["53/udp", "8080/tcp", "9000/tcp", "9001/tcp"]
+    assert sorted(config["Volumes"]) == ["/cache", "/data", "/logs"]
+    assert config["Entrypoint"] == ["/bin/bash", "-c", "exec server"] and "Cmd" not in config  # inherited CMD cleared
+    assert config["StopSignal"] == "SIGQUIT" and config["User"] == "1000:1000" and config["Shell"] == ["/bin/bash", "-c"]
+    assert config["Healthcheck"] == {"Test": ["CMD", "/bin/check", "--quick"], "Interval": 30 * 10**9,
+                                     "Timeout": 5 * 10**9, "Retries": 3}
+    assert "OnBuild" not in config  # the triggers of a base are consumed, not inherited
+    assert all(h.get("empty_layer") for h in info["History"][1:])
+    parent = Builder(store, BuildOptions(context=ctx, target="base", tags=("onbuild:1",)), io.StringIO())
+    parent.build()
+    assert store.inspect("onbuild:1")["Config"]["OnBuild"] == ["RUN echo later"]
