@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kubelite.images.distribution.client import RegistryClient
     from kubelite.images.distribution.registries import RegistryHosts
     from kubelite.images.store import ImageStore
 
@@ -70,21 +71,29 @@ def _run(coro: Any) -> int:
         return 130
 
 
-def _pull(store: ImageStore, args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace) -> RegistryClient:
+    """A client with the registries settings and the node's credentials; says which tag a bare
+    name means, as Docker does."""
     from kubelite.images.distribution.client import RegistryClient
     from kubelite.images.distribution.credentials import node_keyring
+    from kubelite.images.reference import parse
+
+    ref = parse(args.reference)
+    client = RegistryClient(hosts=_hosts(args), keyring=node_keyring(args.data_dir))
+    if not ref.tag and not ref.digest and not args.quiet:
+        print("Using default tag: latest")
+    return client
+
+
+def _pull(store: ImageStore, args: argparse.Namespace) -> int:
     from kubelite.images.distribution.progress import progress_for
     from kubelite.images.distribution.pull import parse_platform, pull_image
     from kubelite.images.reference import parse
 
-    ref = parse(args.reference)
     platform = parse_platform(args.platform)
-    hosts, keyring = _hosts(args), node_keyring(args.data_dir)
-    if not ref.tag and not ref.digest and not args.quiet:
-        print("Using default tag: latest")
 
     async def body() -> int:
-        async with RegistryClient(hosts=hosts, keyring=keyring) as client:
+        async with _client(args) as client:
             result = await pull_image(client, store, args.reference, platform=platform,
                                       progress=progress_for(sys.stdout, quiet=args.quiet))
         if not args.quiet:
@@ -98,19 +107,11 @@ def _pull(store: ImageStore, args: argparse.Namespace) -> int:
 
 
 def _push(store: ImageStore, args: argparse.Namespace) -> int:
-    from kubelite.images.distribution.client import RegistryClient
-    from kubelite.images.distribution.credentials import node_keyring
     from kubelite.images.distribution.progress import progress_for
     from kubelite.images.distribution.push import push_image
-    from kubelite.images.reference import parse
-
-    ref = parse(args.reference)
-    hosts, keyring = _hosts(args), node_keyring(args.data_dir)
-    if not ref.tag and not ref.digest and not args.quiet:
-        print("Using default tag: latest")
 
     async def body() -> int:
-        async with RegistryClient(hosts=hosts, keyring=keyring) as client:
+        async with _client(args) as client:
             result = await push_image(client, store, args.reference, progress=progress_for(sys.stdout, quiet=args.quiet))
         print(f"{result.tag}: digest: {result.digest} size: {result.size}")
         return 0

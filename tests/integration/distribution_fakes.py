@@ -1,6 +1,6 @@
-"""A tiny in-memory OCI registry (aiohttp) for the distribution client's tests of what real
-registries are not easily made to do here: basic auth, the bearer-token challenge flow with its own
-token service, and faults (corrupted blob bytes, a transfer cut off halfway).
+"""The `registry` fixture (Debian's docker-registry), and a tiny in-memory OCI registry (aiohttp)
+for what real registries are not easily made to do here: basic auth, the bearer-token challenge
+flow with its own token service, and faults (corrupted blob bytes, a transfer cut off halfway).
 
     registry = FakeRegistry(auth="bearer", users={"me": "pw"})
     async with registry.serve() as host:      # "127.0.0.1:<port>"
@@ -17,9 +17,22 @@ import contextlib
 import hashlib
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import pytest
 from aiohttp import web
+
+from tests.integration.registry_helpers import DockerRegistry, require
+
+
+@pytest.fixture(name="registry")
+def docker_registry(tmp_path: Path) -> Iterator[DockerRegistry]:
+    """Debian's docker-registry on a free loopback port, for the test's duration."""
+    require("docker-registry")
+    server = DockerRegistry(tmp_path / "docker-registry").start()
+    yield server
+    server.stop()
 
 
 def _digest(data: bytes) -> str:

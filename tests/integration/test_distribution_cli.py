@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,8 @@ from kubelite.images.distribution import RegistryHosts, pull, push
 from kubelite.images.store import ImageStore
 from kubelite.images.testimages import BUSYBOX_REF, HTTPD_REF, INDEX_HTML, ensure_test_images
 from tests.integration.conftest import free_port
-from tests.integration.distribution_fakes import FakeRegistry
-from tests.integration.registry_helpers import DockerRegistry, RegistryThread, require
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    require("docker-registry")
-    server = DockerRegistry(tmp_path / "docker-registry").start()
-    yield server
-    server.stop()
+from tests.integration.distribution_fakes import FakeRegistry, docker_registry  # noqa: F401 - the registry fixture
+from tests.integration.registry_helpers import DockerRegistry, RegistryThread
 
 
 def cli(capsys: pytest.CaptureFixture[str], verb: str, data_dir: Path, *args: str) -> tuple[int, str, str]:

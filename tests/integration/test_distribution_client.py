@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +38,8 @@ from kubelite.images.testimages import (
     build_image,
     ensure_test_images,
 )
-from tests.integration.distribution_fakes import FakeRegistry
+from tests.integration.distribution_fakes import FakeRegistry, docker_registry  # noqa: F401 - the registry fixture
 from tests.integration.registry_helpers import DockerRegistry, require, run
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    require("docker-registry")
-    server = DockerRegistry(tmp_path / "docker-registry").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -170,10 +161,10 @@ async def test_not_found_and_unknown_local_names(registry: DockerRegistry, sourc
 
 # -- auth and faults, against the fake registry ---------------------------------------------------------
 
-def seeded(registry: FakeRegistry, repo: str = "team/app", tag: str = "1.0") -> BuiltImage:
+def seeded(fake: FakeRegistry, repo: str = "team/app", tag: str = "1.0") -> BuiltImage:
     built = build_image([LayerBuilder().file("hello", "world\n").build()], cmd=["cat", "/hello"])
-    registry.put_blobs({d: b for d, b in built.blobs.items() if d != built.manifest.digest})
-    registry.put_manifest(repo, tag, OCI_MANIFEST, built.blobs[built.manifest.digest])
+    fake.put_blobs({d: b for d, b in built.blobs.items() if d != built.manifest.digest})
+    fake.put_manifest(repo, tag, OCI_MANIFEST, built.blobs[built.manifest.digest])
     return built
 
 
