@@ -169,3 +169,28 @@ def test_base_image_from_a_deb(data_dir: Path, tmp_path: Path, capsys: pytest.Ca
     history = json.dumps(store.inspect("hello-base:1")["History"])
     assert "kubelite-hello 1.0" in history
     assert run_image(store, "from-base:1", tmp_path / "run") == (0, ["hello from the package"])
+
+
+def test_heredocs_network_and_replaced_directories(data_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    dockerfile = """FROM kubelite/httpd
+ENV WHO=heredoc
+RUN <<EOF
+echo one > /one.txt
+echo "$WHO" >> /one.txt
+EOF
+COPY <<EOT /etc/motd
+welcome $WHO
+EOT
+RUN --network=host ls /sys/class/net > /host-net.txt
+RUN rm -rf /www && mkdir /www && echo new > /www/index.html
+"""
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": dockerfile})
+    code, out, err = build(capsys, data_dir, "-t", "extras:1", str(ctx))
+    assert code == 0, err
+    store = ImageStore(data_dir / "images")
+    view = RootView(store.get("extras:1").layer_dirs)
+    assert view.read_text("/one.txt") == "one\nheredoc\n" and view.read_text("/etc/motd") == "welcome heredoc\n"
+    assert (view.read_text("/host-net.txt") or "").split() != ["lo"]  # the host's interfaces
+    assert view.listdir("www") == ["index.html"]  # the old /www (and its cgi-bin) is hidden: opaque
+    assert view.read_text("/www/index.html") == "new\n"

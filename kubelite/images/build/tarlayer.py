@@ -26,7 +26,7 @@ from kubelite.images.build.rootview import is_opaque, is_whiteout
 from kubelite.images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
 from kubelite.images.oci import OCI_LAYER_GZIP
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 1  # speed over size: a 115 MB layer takes 1.5 s at 1 (45 MB) and 4.7 s at 6 (40 MB) here
 
 
 @dataclass(frozen=True)
