@@ -12,7 +12,9 @@
                      becomes the layer
     cache.py         the layer cache (<images-root>/build-cache)
     stage.py         a stage's image config and history as instructions change them (pure)
-    executor.py      the build: stages in dependency order, steps with cache lookups, progress
+    executor.py      the build: stages in dependency order, the base of each, export
+    steps.py         one instruction: substitution, cache lookup, the work (RUN/COPY/WORKDIR layers)
+    progress.py      `docker build --progress=plain`-style output
     export.py        the result into the image store under the -t names
     debbase.py       base images from Debian packages (offline)
 """

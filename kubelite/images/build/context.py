@@ -15,16 +15,16 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from kubelite.images.build.dockerignore import Matcher, matcher_from_text
+from kubelite.images.build.rootview import FileTree
 
 
 class ContextError(ValueError):
     pass
 
 
-class ContextTree:
+class ContextTree(FileTree):
     def __init__(self, root: Path, matcher: Matcher) -> None:
         self.root = root
         self.matcher = matcher
@@ -51,15 +51,6 @@ class ContextTree:
             if self.lstat(child) is not None:
                 names.append(name)
         return names
-
-    def readlink(self, rel: str) -> str:
-        return os.readlink(self._path(rel))
-
-    def open(self, rel: str) -> BinaryIO:
-        return open(self._path(rel), "rb")
-
-    def real_path(self, rel: str) -> Path:
-        return self._path(rel)
 
 
 @dataclass(frozen=True)

@@ -191,10 +191,14 @@ def _with_parents(entries: list[Entry], view: RootView, dest_dir: str, owner: tu
                 by_path[(parent, False)] = Entry(parent, "dir", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                                                  int(st.st_mtime))
             else:
-                uid, gid = owner if parent.startswith(dest_dir) or dest_dir.startswith(parent) else (0, 0)
+                uid, gid = owner if _within(parent, dest_dir) or _within(dest_dir, parent) else (0, 0)
                 by_path[(parent, False)] = Entry(parent, "dir", 0o755, uid, gid)
             parent = posixpath.dirname(parent)
     return [by_path[k] for k in sorted(by_path, key=lambda k: (k[0].split("/"), k[1]))]
+
+
+def _within(path: str, directory: str) -> bool:
+    return not directory or path == directory or path.startswith(directory + "/")
 
 
 def _digest(entries: list[Entry]) -> str:

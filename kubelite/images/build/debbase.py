@@ -13,6 +13,7 @@ out, as Debian's slim images do.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -70,7 +71,7 @@ def make_base(store: ImageStore, options: BaseOptions, *, out: TextIO) -> ImageR
         return _import(store, options, rootfs, packages, work, out=out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if not any(scratch.iterdir()):
+        with contextlib.suppress(OSError):  # only when empty: a build may be using it
             scratch.rmdir()
 
 

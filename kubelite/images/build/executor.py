@@ -13,6 +13,7 @@ Every failure is a `BuildError` whose message names the Dockerfile line.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import platform as platform_mod
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from kubelite.agent.runtime.runc.rootfs import remove_tree
 from kubelite.images.api import ImageNotFound, InvalidImageName
 from kubelite.images.build import context, steps
 from kubelite.images.build.cache import BuildCache, step_key
@@ -110,8 +110,8 @@ class Builder:
             self._warn_unused_args()
             image_id, names = self._export(self.states[target.index])
         finally:
-            if self.scratch.exists() and not any(self.scratch.iterdir()):
-                remove_tree(self.scratch)
+            with contextlib.suppress(OSError):  # only when empty: another build may be using it
+                self.scratch.rmdir()
         return BuildResult(image_id, tuple(names), self.steps, self.cached, time.monotonic() - started)
 
     # ----- args and stage selection ------------------------------------------------------------------

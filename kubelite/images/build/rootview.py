@@ -144,7 +144,23 @@ def is_opaque(path: Path) -> bool:
         return False
 
 
-class RootView:
+class FileTree:
+    """The reading half of a tree whose entries are real files at `_path(rel)`."""
+
+    def _path(self, rel: str) -> Path:
+        raise NotImplementedError
+
+    def readlink(self, rel: str) -> str:
+        return os.readlink(self._path(rel))
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self._path(rel), "rb")
+
+    def real_path(self, rel: str) -> Path:
+        return self._path(rel)
+
+
+class RootView(FileTree):
     """The merged root filesystem of layer directories (lowest first), read without mounting."""
 
     def __init__(self, layer_dirs: Sequence[Path]) -> None:
@@ -203,15 +219,6 @@ class RootView:
                 if st is not None and not is_whiteout(st):
                     visible.append(name)
         return sorted(visible)
-
-    def readlink(self, rel: str) -> str:
-        return os.readlink(self._path(rel))
-
-    def open(self, rel: str) -> BinaryIO:
-        return open(self._path(rel), "rb")
-
-    def real_path(self, rel: str) -> Path:
-        return self._path(rel)
 
     def _path(self, rel: str) -> Path:
         paths = self.locate(rel)

@@ -221,6 +221,9 @@ def _source(b: Builder, from_: str, stage_index: int, line: int) -> tuple[Tree, 
         return b.tree, True
     ref = b.stage_ref(from_, stage_index)
     if ref is not None:
+        if ref not in b.states:  # named through a stage ARG, which the dependency walk cannot see
+            raise BuildError(f"{b.filename}:{line}: COPY --from={from_}: that stage was not built; name it "
+                             "literally or with an ARG declared before the first FROM")
         return RootView(b.layer_dirs(b.states[ref])), False
     if b.stage_ref(from_, len(b.parsed.stages)) is not None:
         raise BuildError(f"{b.filename}:{line}: COPY --from={from_}: a stage can only copy from stages before it")
