@@ -114,6 +114,7 @@ def _bundle(req: RunRequest, merged: Path) -> Path:
     # a build step is no pod member: its own namespaces, no cgroup below a pod, no pod annotations
     config["linux"]["namespaces"] = [{"type": t} for t in ("mount", "pid", "ipc", "uts")] + _network(req.network)
     config["linux"].pop("cgroupsPath", None)
+    config["linux"]["resources"].pop("cpu", None)  # a pod without requests gets 2 CPU shares; a build is no pod
     config["annotations"] = {}
     bundle = req.scratch / "bundle"
     bundle.mkdir(exist_ok=True)

@@ -184,3 +184,21 @@ MAINTAINER someone
     parent = Builder(store, BuildOptions(context=ctx, target="base", tags=("onbuild:1",)), io.StringIO())
     parent.build()
     assert store.inspect("onbuild:1")["Config"]["OnBuild"] == ["RUN echo later"]
+
+
+def test_cli_build_and_builder_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kubelite.cli.main import main
+
+    ctx = context(tmp_path, "FROM scratch\nCOPY hello.txt /\nCMD [\"/hello.txt\"]\n", {"hello.txt": "hi"})
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["image", "build", *data, "-t", "cli:1", str(ctx)]) == 0
+    out = capsys.readouterr().out
+    assert "#2 [2/2] COPY hello.txt /" in out and "naming to docker.io/library/cli:1 done" in out
+    assert main(["image", "build", *data, "-q", str(ctx)]) == 0
+    assert capsys.readouterr().out.startswith("sha256:")
+    assert main(["image", "builder-prune", *data]) == 0
+    assert "Deleted 2 build cache entries" in capsys.readouterr().out
+    assert main(["image", "build", *data, "-t", "cli:1", str(ctx)]) == 0
+    assert "(0/1 steps cached)" in capsys.readouterr().out
+    assert main(["image", "build", *data, "-t", "Bad:Name", str(ctx)]) == 1
+    assert "error: -t Bad:Name: invalid reference format" in capsys.readouterr().err
