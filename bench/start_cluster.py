@@ -1,0 +1,186 @@
+"""The clusters `bench/start.py` times: each a `kubelite start` runc cluster with a shape of its own
+(name klb, bridge klb0, its own address ranges, free ports, a temp data dir and $HOME), so it runs
+beside a user's cluster and beside the e2e tests' (klt). `StartCommand` runs `kubelite start` in the
+background and timestamps its progress lines; `ReadyzPoller` notes the API server's first 200 from
+/readyz meanwhile. `cluster_session` deletes the cluster with `kubelite delete` whatever happened
+(Ctrl-C held off meanwhile) and checks the machine for leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.start_probes import Shape, leftovers
+from tests.integration.conftest import KUBECTL
+
+REPO = Path(__file__).resolve().parent.parent
+SHAPE = Shape(name="klb", bridge="klb0",
+              networks=("198.19.133.0/24", "198.18.224.0/20", "198.19.176.0/20", "198.19.203.0/24"))
+SHAPE_ARGS = ["--name", SHAPE.name, "--bridge", SHAPE.bridge, "--node-network", SHAPE.networks[0],
+              "--cluster-cidr", SHAPE.networks[1], "--service-cidr", SHAPE.networks[2], "--lb-pool", SHAPE.networks[3]]
+FIRST_NODE_IP = "198.19.133.2"
+KUBERNETES_SERVICE_IP = "198.19.176.1"  # first address of the service CIDR
+STEP_TIMEOUT = 60.0
+
+
+class BenchError(Exception):
+    pass
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports free for both TCP and UDP (the DNS port serves both)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@dataclass
+class Cluster:
+    root: Path
+    nodes: int
+    port: int = 0
+    dns_port: int = 0
+    registry_port: int = 0
+
+    def __post_init__(self) -> None:
+        self.port, self.dns_port, self.registry_port = free_ports(3)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self.root / "home"), "KUBECONFIG": ""}
+
+    def start_argv(self) -> list[str]:
+        return [sys.executable, "-m", "kubelite.cli.main", "start", "--nodes", str(self.nodes), "--runtime", "runc",
+                "--data-dir", str(self.data), "--port", str(self.port), "--dns-port", str(self.dns_port),
+                "--registry-port", str(self.registry_port), *SHAPE_ARGS]
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([KUBECTL, f"--cache-dir={self.root / 'kube-cache'}", *args], capture_output=True,
+                              text=True, env=self.env, input=stdin, timeout=STEP_TIMEOUT, check=False)
+
+    def delete(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kubelite.cli.main", "delete", "--data-dir", str(self.data)],
+                              capture_output=True, text=True, env=self.env, cwd=REPO, timeout=120, check=False)
+
+
+class ReadyzPoller(threading.Thread):
+    """Polls https://127.0.0.1:<port>/readyz until the first 200; `answered` is when, since t0."""
+
+    def __init__(self, port: int, t0: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.t0 = f"https://127.0.0.1:{port}/readyz", t0
+        self.answered: float | None = None
+        self.stop = threading.Event()
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE  # liveness of our own local server only
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, context=self.context, timeout=1) as response:
+                    if response.status == 200:
+                        self.answered = time.monotonic() - self.t0
+                        return
+            except OSError:
+                pass
+            self.stop.wait(0.02)
+
+
+class StartCommand:
+    """`kubelite start` in the background, its progress lines timestamped as they come."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cluster.start_argv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=cluster.env, cwd=REPO)
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic() - self.t0, line.rstrip()))
+
+    def wait(self) -> float:
+        """Seconds from spawn to exit; BenchError with the output when it fails."""
+        try:
+            code = self.proc.wait(timeout=STEP_TIMEOUT * 2)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"`kubelite start` did not return within {STEP_TIMEOUT * 2:.0f}s") from None
+        took = time.monotonic() - self.t0
+        self.reader.join(timeout=5)
+        if code != 0:
+            raise BenchError(f"`kubelite start` failed ({code}):\n" + "\n".join(text for _, text in self.lines))
+        return took
+
+    def steps(self) -> dict[str, float]:
+        """Progress line -> seconds since spawn ("Starting node klb-m02 (198.19.133.3, runc)" keyed
+        without its parenthesis; "Done in 2.6s! ..." as "Done")."""
+        return {("Done" if text.startswith("* Done") else text[2:].split(" (")[0]): t
+                for t, text in self.lines if text.startswith("* ")}
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextlib.contextmanager
+def cluster_session(work: Path, nodes: int, label: str) -> Iterator[Cluster]:
+    """A cluster's temp dirs and ports; `kubelite delete` and a leftovers check afterwards, whatever
+    happened (Ctrl-C is held off while deleting so the machine is left clean)."""
+    root = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=work))
+    (root / "home").mkdir()
+    cluster = Cluster(root, nodes)
+    failed = True
+    try:
+        yield cluster
+        failed = False
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            deleted = cluster.delete()
+            left = leftovers(SHAPE, root)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        shutil.rmtree(root, ignore_errors=True)
+        problem = "" if deleted.returncode == 0 else f"`kubelite delete` failed:\n{deleted.stdout}{deleted.stderr}"
+        problem += "" if not left else "left on the machine after `kubelite delete`:\n  " + "\n  ".join(left)
+        if problem and failed:
+            print(f"error: {problem}", file=sys.stderr)
+        elif problem:
+            raise BenchError(problem)

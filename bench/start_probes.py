@@ -1,0 +1,208 @@
+"""What `bench/start.py` reads off the machine, apart from the timed phases: the bare costs a cluster
+is built from (the floors), the cluster's memory and CPU by the PIDs its daemons recorded, and what
+of a cluster is left on the machine after `kubelite delete`.
+
+Floors, each the median of a few runs in this same process so a noisy machine shows in them too:
+one `runc run` of a busybox container to its exit (fresh namespaces of every kind, the rootfs a
+directory holding the host's static busybox; runtime recipes §4), `python -c pass` and
+`python -c "import kubelite.cli.main"` (every daemon and every `kubelite` command pays it).
+
+Memory: RSS (VmRSS) and PSS (`/proc/<pid>/smaps_rollup`, shared pages split between their users)
+of the processes named by `<data>/run/*.pid`, their descendants, and any other process whose command
+line names the data directory (conmon daemonizes away from the agent that spawned it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+NUL = b"\0"
+
+
+# ----- floors ------------------------------------------------------------------------------------
+
+def median_seconds(argv: list[str], *, repeat: int, cwd: Path | None = None) -> float:
+    """Median wall time of running `argv` to its exit, output to /dev/null (runc's stdio must be
+    files, not pipes: recipes §4)."""
+    samples = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True, cwd=cwd)
+        samples.append(time.perf_counter() - began)
+    return statistics.median(samples)
+
+
+def runc_run_floor(work: Path, *, repeat: int = 5, busybox: Path = Path("/bin/busybox")) -> float:
+    """Median time of `runc run` of a busybox `true` container, from exec to runc's exit (created,
+    started, exited, deleted), with a private runc root under `work`."""
+    bundle, root = work / "bundle", work / "runc-root"
+    (bundle / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy2(busybox, bundle / "rootfs" / "bin" / "busybox")
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["root"] = {"path": "rootfs", "readonly": True}
+    spec["process"].update(terminal=False, args=["/bin/busybox", "true"])
+    (bundle / "config.json").write_text(json.dumps(spec))
+    samples = []
+    for i in range(repeat):
+        argv = ["runc", "--root", str(root), "run", "--bundle", str(bundle), f"klb-floor-{i}"]
+        samples.append(median_seconds(argv, repeat=1))
+    return statistics.median(samples)
+
+
+def python_floors(repo: Path, *, repeat: int = 5) -> tuple[float, float]:
+    """(bare interpreter start, interpreter start + importing the CLI) in seconds."""
+    bare = median_seconds([sys.executable, "-c", "pass"], repeat=repeat)
+    cli = median_seconds([sys.executable, "-c", "import kubelite.cli.main"], repeat=repeat, cwd=repo)
+    return bare, cli
+
+
+# ----- processes of a cluster --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    role: str  # the PID file's name (server, node-<name>), or the command of a helper process
+    rss_kib: int
+    pss_kib: int
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _pss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _parents() -> dict[int, int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def daemon_pids(data_dir: Path) -> dict[int, str]:
+    """PID -> role from `<data>/run/*.pid` (the daemons `kubelite start` recorded)."""
+    pids = {}
+    for pid_file in sorted((data_dir / "run").glob("*.pid")):
+        try:
+            pids[int(pid_file.read_text().strip())] = pid_file.stem
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def cluster_processes(data_dir: Path) -> list[Proc]:
+    """The daemons, their descendants, and other processes naming the data dir (conmon)."""
+    roles = {pid: role for pid, role in daemon_pids(data_dir).items() if Path(f"/proc/{pid}").exists()}
+    parents = _parents()
+    grown = True
+    while grown:  # descendants of the daemons, to any depth
+        extra = {pid: "child" for pid, ppid in parents.items() if ppid in roles and pid not in roles}
+        grown = bool(extra)
+        roles.update(extra)
+    marker = str(data_dir).encode()
+    for pid in parents:
+        if pid not in roles and pid != os.getpid() and marker in _cmdline(pid):
+            roles[pid] = "helper"
+    procs = []
+    for pid, role in sorted(roles.items()):
+        if role in ("child", "helper"):
+            role = Path(_cmdline(pid).split(NUL)[0].decode(errors="replace")).name or role
+        try:
+            procs.append(Proc(pid, role, _status_kib(pid, "VmRSS"), _pss_kib(pid)))
+        except OSError:
+            continue  # gone meanwhile
+    return procs
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far, with their waited-for children."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return total / tick
+
+
+# ----- what is left after delete -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shape:
+    """What names a cluster's things on the machine."""
+    name: str
+    bridge: str
+    networks: tuple[str, ...]  # its CIDRs: nodes, pods, Services, LoadBalancers
+
+    def owns(self, name: str) -> bool:
+        """Whether a netns or link is this cluster's: the bridge, a node's `<bridge>-n<i>`, or a
+        pod's `<name><i>-<uid>` (not another cluster's whose name merely starts the same)."""
+        return re.fullmatch(rf"{re.escape(self.bridge)}(-n\d+)?|{re.escape(self.name)}[1-9]\d*-.+", name) is not None
+
+
+def _lines(*argv: str) -> list[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
+
+
+def route_inside(route: str, networks: tuple[str, ...]) -> bool:
+    """Whether a route of `ip route` (`198.18.224.0/24 via ...`, `unreachable 198.18.224.0/20`)
+    is to an address range inside one of `networks`."""
+    for word in route.split()[:2]:
+        try:
+            target = ipaddress.IPv4Network(word, strict=False)
+        except ValueError:
+            continue
+        return any(target.subnet_of(ipaddress.IPv4Network(n)) for n in networks)
+    return False
+
+
+def leftovers(shape: Shape, root: Path) -> list[str]:
+    """What of the cluster is still on the machine: namespaces (nodes `<bridge>-n<i>`, pods
+    `<name><i>-<uid>`), links, nft tables, routes, mounts and processes under `root`, cgroups."""
+    found = [f"netns {line.split()[0]}" for line in _lines("ip", "netns", "list") if shape.owns(line.split()[0])]
+    found += [f"link {name}" for line in _lines("ip", "-o", "link")
+              if shape.owns(name := line.split(":")[1].strip().split("@")[0])]
+    found += [f"nft {line}" for line in _lines("nft", "list", "tables")
+              if line.split()[-1] in (shape.name, f"{shape.name}-host")]
+    found += [f"route {line}" for line in _lines("ip", "route") if route_inside(line, shape.networks)]
+    found += [f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if str(root) in line]
+    found += [f"process {pid} {_cmdline(pid).replace(NUL, b' ')[:100]!r}" for pid in _parents()
+              if pid != os.getpid() and str(root).encode() in _cmdline(pid)]
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        if hierarchy.is_dir():
+            found += [f"cgroup {p}" for p in hierarchy.rglob(shape.name) if p.is_dir()]
+    return found
