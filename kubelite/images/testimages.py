@@ -3,6 +3,8 @@
     busybox  (docker.io/library/busybox:latest)  busybox + applet symlinks, /etc/passwd, /etc/group; CMD sh
     httpd    (docker.io/kubelite/httpd:latest)   busybox + /www (index.html, cgi-bin/id printing the
                                                  hostname); CMD httpd -f -p 80 -h /www
+    kubernetes-bootcamp (docker.io/kubelite/kubernetes-bootcamp:v1, :v2)  the Kubernetes Basics
+                                                 tutorial's app on 8080, answering with its pod and version
 
 Everything is written with the standard library as real OCI content: `LayerBuilder` makes layer
 tarballs (whiteouts and opaque markers included, for tests), `build_image` turns layers into
@@ -52,6 +54,13 @@ PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnobody:x:65534:\n"
 CGI_ID = '#!/bin/sh\necho "Content-Type: text/plain"\necho\nhostname\n'
+# The Kubernetes Basics tutorial's app, offline: answers "Hello Kubernetes bootcamp! | Running on:
+# <pod> | v=N" on 8080 (busybox httpd runs /cgi-bin/index.cgi for "/") and logs its start.
+BOOTCAMP_REF = "docker.io/kubelite/kubernetes-bootcamp"
+BOOTCAMP_CGI = ('#!/bin/sh\necho "Content-Type: text/plain"\necho\n'
+                'echo "Hello Kubernetes bootcamp! | Running on: $(hostname) | v={version}"\n')
+BOOTCAMP_CMD = ('echo "Kubernetes Bootcamp App Started At: $(date -u +%Y-%m-%dT%H:%M:%SZ) | Running On: $(hostname)"; '
+                'exec httpd -f -v -p 8080 -h /www')
 INDEX_HTML = "hello from kubelite httpd\n"
 
 
@@ -194,25 +203,38 @@ def httpd_layer() -> bytes:
             .dir("www/cgi-bin").file("www/cgi-bin/id", CGI_ID, 0o755).build())
 
 
+def bootcamp_layer(version: int) -> bytes:
+    return (LayerBuilder().dir("www").dir("www/cgi-bin")
+            .file("www/cgi-bin/index.cgi", BOOTCAMP_CGI.format(version=version), 0o755).build())
+
+
 def build_test_images(busybox: Path = BUSYBOX, *, gzip_level: int | None = 6) -> dict[str, BuiltImage]:
     base = busybox_layer(busybox)
+    bootcamp = {f"{BOOTCAMP_REF}:v{v}": build_image([base, bootcamp_layer(v)], cmd=["sh", "-c", BOOTCAMP_CMD],
+                                                   exposed_ports=["8080/tcp"], gzip_level=gzip_level)
+                for v in (1, 2)}
     return {
         BUSYBOX_REF: build_image([base], cmd=["sh"], gzip_level=gzip_level),
         HTTPD_REF: build_image([base, httpd_layer()], cmd=["httpd", "-f", "-p", "80", "-h", "/www"],
                                exposed_ports=["80/tcp"], gzip_level=gzip_level),
+        **bootcamp,
     }
 
 
+TEST_IMAGES = (BUSYBOX_REF, HTTPD_REF, f"{BOOTCAMP_REF}:v1", f"{BOOTCAMP_REF}:v2")
+
+
 def ensure_test_images(store: ImageStore, busybox: Path = BUSYBOX) -> dict[str, ImageRecord]:
-    """busybox and httpd in `store`, built and imported unless present."""
+    """The test images (busybox, httpd, the tutorial's bootcamp v1 and v2) in `store`, built and
+    imported unless present."""
     try:
-        return {ref: store.get(ref) for ref in (BUSYBOX_REF, HTTPD_REF)}
+        return {ref: store.get(ref) for ref in TEST_IMAGES}
     except ImageNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="kubelite-testimages-") as tmp:
         write_layout(Path(tmp), build_test_images(busybox))
         store.import_oci_layout(Path(tmp))
-    return {ref: store.get(ref) for ref in (BUSYBOX_REF, HTTPD_REF)}
+    return {ref: store.get(ref) for ref in TEST_IMAGES}
 
 
 def _static_busybox(path: Path) -> bytes:
