@@ -38,11 +38,25 @@ class ContextTree(FileTree):
         return stat.S_ISDIR(st.st_mode) and self.matcher.may_include_below(rel)
 
     def lstat(self, rel: str) -> os.stat_result | None:
+        if not self._real_dirs(rel.rpartition("/")[0]):
+            return None  # never look through a symlink: it could lead out of the context
         try:
             st = os.lstat(self._path(rel))
         except (FileNotFoundError, NotADirectoryError):
             return None
         return st if self.visible(rel, st) else None
+
+    def _real_dirs(self, rel: str) -> bool:
+        """Whether every component of `rel` is a directory, none a symlink."""
+        path = self.root
+        for part in rel.split("/") if rel else []:
+            path = path / part
+            try:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    return False
+            except OSError:
+                return False
+        return True
 
     def listdir(self, rel: str) -> list[str]:
         names = []

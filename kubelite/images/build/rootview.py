@@ -113,7 +113,7 @@ def glob(tree: Tree, pattern: str) -> list[str]:
         for base in found:
             if not has_wildcards(component):
                 candidate = join(base, component)
-                if tree.lstat(candidate) is not None:
+                if tree.lstat(resolve(tree, candidate, follow_final=False)) is not None:
                     following.append(candidate)
                 continue
             regex = translate_glob(component)
@@ -180,7 +180,10 @@ class RootView(FileTree):
                     break
         else:
             parent, _, name = rel.rpartition("/")
-            found = self._child(self.locate(parent), name)
+            parents = self.locate(parent)
+            st = _lstat(parents[0]) if parents else None
+            # never look through a non-directory (a symlink would lead out of the layers)
+            found = self._child(parents, name) if st is not None and stat.S_ISDIR(st.st_mode) else []
         self._cache[rel] = found
         return found
 

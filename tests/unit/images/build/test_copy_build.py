@@ -202,3 +202,19 @@ def test_cli_build_and_builder_prune(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "(0/1 steps cached)" in capsys.readouterr().out
     assert main(["image", "build", *data, "-t", "Bad:Name", str(ctx)]) == 1
     assert "error: -t Bad:Name: invalid reference format" in capsys.readouterr().err
+
+
+def test_symlinks_never_lead_out_of_the_context(store: ImageStore, tmp_path: Path) -> None:
+    ctx = context(tmp_path, f"FROM {BASE}\nCOPY link.txt /copied.txt\nCOPY dir/ /dir/\n",
+                  {"a.txt": "inside", "dir/real.txt": "r"})
+    (ctx / "link.txt").symlink_to("a.txt")
+    (ctx / "dir/inner-link").symlink_to("../a.txt")
+    (ctx / "escape").symlink_to("/etc")
+    build(store, ctx)
+    files = layer_members(store, "copytest:1")
+    assert files["copied.txt"].isreg() and files["copied.txt"].size == len("inside")  # a named link is followed
+    assert files["dir/inner-link"].issym() and files["dir/inner-link"].linkname == "../a.txt"  # kept inside dirs
+    for line in ("COPY escape/passwd /x", "COPY */passwd /x/"):
+        (ctx / "Dockerfile").write_text(f"FROM {BASE}\n{line}\n")
+        with pytest.raises(BuildError, match="Dockerfile:2: .*(file not found|no files match)"):
+            build(store, ctx)
