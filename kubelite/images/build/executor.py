@@ -96,9 +96,12 @@ class Builder:
         try:
             loaded = context.load(self.options.context, self.options.dockerfile)
             self.tree, self.filename = loaded.tree, loaded.dockerfile_name
-            parsed = parse_stages(parse(loaded.dockerfile_text, filename=self.filename), filename=self.filename)
+            dockerfile = parse(loaded.dockerfile_text, filename=self.filename)
+            parsed = parse_stages(dockerfile, filename=self.filename)
         except (DockerfileError, context.ContextError, IgnoreError) as e:
             raise BuildError(str(e)) from None
+        for warning in dockerfile.warnings:
+            self.progress.warn(warning)
         self.parsed, self.lexer = parsed, Lexer(parsed.escape)
         self.meta = self._meta_args(parsed)
         target = self._target(parsed)
