@@ -26,10 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from kubelite.images.api import ImageRecord
+from kubelite.images.api import ImageRecord, InvalidImageName
 from kubelite.images.build.export import export
 from kubelite.images.build.stage import DEFAULT_PATH, Layer, StageState, set_env
 from kubelite.images.build.tarlayer import LayerWriter
+from kubelite.images.reference import normalize
 from kubelite.images.store import ImageStore
 from kubelite.images.testimages import GROUP, PASSWD, busybox_layer
 
@@ -54,6 +55,10 @@ class BaseOptions:
 def make_base(store: ImageStore, options: BaseOptions, *, out: TextIO) -> ImageRecord:
     if not options.packages:
         raise BaseError("give packages to install: --from-deb PKG[,PKG...] or --from-deb FILE.deb")
+    try:
+        normalize(options.name)
+    except InvalidImageName as e:
+        raise BaseError(f"{options.name}: {e}") from None
     scratch = store.root / "build-tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="base-", dir=scratch))
