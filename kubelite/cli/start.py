@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         ensure_bridge(spec.network)
         spec.guard_routes()
-    step("Starting the control plane (API server, controllers, scheduler, DNS)")
+    step("Starting the control plane (API server, controllers, scheduler, DNS, registry)")
     cluster.server.start(cluster.server_args() + (["--datastore", args.datastore] if args.datastore else []))
     if not _wait_ready(cluster.server, spec.port, cluster.kubeconfig):
         return _failed(cluster.server, "the API server did not become ready")
@@ -173,7 +173,7 @@ def _start_nodes(cluster: LocalCluster) -> Daemon | None:
     from kubelite.images.store import ImageStore
     from kubelite.images.testimages import ensure_test_images
 
-    step("Preparing the offline test images (busybox, httpd)")
+    step("Preparing the offline test images (busybox, httpd, kubernetes-bootcamp)")
     ensure_test_images(ImageStore(cluster.images_dir))
     for name in spec.nodes:
         step(f"Starting node {name} ({spec.network.node_ip(spec.nodes[name])}, runc)")

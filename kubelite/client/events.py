@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +74,9 @@ class EventRecorder:
             self._recent[key] = (updated, time.monotonic())
             return
         event = {
-            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            # named as upstream's recorder does (object name + hex nanoseconds): the list order, which
+            # kubectl keeps for events of the same second, is then the order they happened in
+            "metadata": {"name": f"{meta.get('name')}.{time.time_ns():x}", "namespace": namespace},
             "involvedObject": _reference(obj), "reason": reason, "message": message, "type": event_type,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "source": {"component": self.component, **({"host": self.host} if self.host else {})},
