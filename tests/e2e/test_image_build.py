@@ -182,6 +182,10 @@ EOF
 COPY <<EOT /etc/motd
 welcome $WHO
 EOT
+RUN <<SCRIPT
+#!/bin/sh -e
+echo "shebang $0" > /script.txt
+SCRIPT
 RUN --network=host ls /sys/class/net > /host-net.txt
 RUN rm -rf /www && mkdir /www && echo new > /www/index.html
 """
@@ -191,6 +195,7 @@ RUN rm -rf /www && mkdir /www && echo new > /www/index.html
     store = ImageStore(data_dir / "images")
     view = RootView(store.get("extras:1").layer_dirs)
     assert view.read_text("/one.txt") == "one\nheredoc\n" and view.read_text("/etc/motd") == "welcome heredoc\n"
+    assert view.read_text("/script.txt") == "shebang /dev/pipes/SCRIPT\n" and not view.exists("/dev/pipes")
     assert (view.read_text("/host-net.txt") or "").split() != ["lo"]  # the host's interfaces
     assert view.listdir("www") == ["index.html"]  # the old /www (and its cgi-bin) is hidden: opaque
     assert view.read_text("/www/index.html") == "new\n"

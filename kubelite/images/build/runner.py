@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubelite.agent.runtime.runc import rootfs, spec, system
@@ -54,6 +54,7 @@ class RunRequest:
     workdir: str
     network: str  # "none" | "host" | the path of a network namespace to join
     scratch: Path  # an empty directory the caller removes afterwards
+    pipes: dict[str, str] = field(default_factory=dict)  # heredoc scripts, at /dev/pipes/<name> (as buildkit)
 
 
 def host_problems(runc: str = "runc") -> list[str]:
@@ -116,6 +117,14 @@ def _bundle(req: RunRequest, merged: Path) -> Path:
     config["linux"].pop("cgroupsPath", None)
     config["linux"]["resources"].pop("cpu", None)  # a pod without requests gets 2 CPU shares; a build is no pod
     config["annotations"] = {}
+    if req.pipes:  # below /dev, a tmpfs of the container: never part of the layer
+        pipes = req.scratch / "pipes"
+        pipes.mkdir()
+        for name, text in req.pipes.items():
+            (pipes / name).write_text(text)
+            (pipes / name).chmod(0o755)
+        config["mounts"].append({"destination": "/dev/pipes", "type": "bind", "source": str(pipes),
+                                 "options": ["rbind", "ro"]})
     bundle = req.scratch / "bundle"
     bundle.mkdir(exist_ok=True)
     (bundle / "config.json").write_text(json.dumps(config))

@@ -158,13 +158,15 @@ def _write_layer(b: Builder, fill: Callable[[LayerWriter], None]) -> Made:
 
 def run_argv(state: StageState, instr: CommandLine) -> list[str]:
     """The argv of a RUN: exec form as is; shell form through SHELL, heredocs appended for the
-    shell to read (a RUN that is only a heredoc runs the heredoc as the script)."""
+    shell to read. A RUN that is only a heredoc runs it as the script: through SHELL, or, when it
+    starts with `#!`, as a program of its own (mounted at /dev/pipes/<name>, as buildkit does)."""
     if not instr.shell_form:
         return list(instr.args)
     command = " ".join(instr.args)
     docs = instr.heredocs
     if len(docs) == 1 and command.strip().lstrip("0123456789").lstrip("<-").strip("'\"") == docs[0].name:
-        return [*state.shell, docs[0].content]
+        script = docs[0]
+        return [f"/dev/pipes/{script.name}"] if script.content.startswith("#!") else [*state.shell, script.content]
     if docs:
         command += "\n" + "".join(d.content + d.name + "\n" for d in docs)
     return command_line(state, (command,), True)
@@ -184,7 +186,9 @@ def _run(b: Builder, state: StageState, instr: CommandLine, title: str) -> None:
             raise BuildError(f"{b.filename}:{instr.line}: " + "; ".join(problems))
         scratch = b.new_scratch()
         try:
-            request = runner.RunRequest(b.layer_dirs(state), argv, state.run_env(), user, workdir, network, scratch)
+            pipes = {d.name: d.content for d in instr.heredocs}
+            request = runner.RunRequest(b.layer_dirs(state), argv, state.run_env(), user, workdir, network, scratch,
+                                        pipes)
             code, upper = runner.run(request, step.line, runc=b.options.runc)
             if code != 0:
                 raise BuildError(f"{b.filename}:{instr.line}: process {json.dumps(' '.join(argv))} did not complete "
