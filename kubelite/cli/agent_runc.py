@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kubelite.agent")
 LOCK_NAME = "agent.lock"
+VXLAN_MTU = 1450  # pods behind a VXLAN overlay: 1500 minus the 50 bytes of encapsulation
 
 
 class DataDirBusy(Exception):
@@ -62,7 +63,8 @@ def runc_config(args: argparse.Namespace, paths: NodePaths) -> RuncConfig:
 
     dns = tuple(s.strip() for s in str(args.cluster_dns).split(",") if s.strip())
     return RuncConfig(root=paths.runtime, log_root=paths.logs, runc=args.runc, conmon=args.conmon,
-                      cni=CniSettings(bridge=args.cni_bridge, bin_dir=Path(args.cni_bin_dir)),
+                      cni=CniSettings(bridge=args.cni_bridge, bin_dir=Path(args.cni_bin_dir),
+                                      mtu=VXLAN_MTU if getattr(args, "pod_routes", "") == "vxlan" else None),
                       sandbox=SandboxSettings(netns_prefix=args.netns_prefix, cgroup_parent=args.cgroup_parent,
                                               cluster_dns=dns, cluster_domain=args.cluster_domain))
 

@@ -33,7 +33,7 @@ HOLLOW_PREFIX = "kubelite-"
 SHAPE_FLAGS = {"port": "port", "bridge": "bridge", "node_network": "node_network", "cluster_cidr": "cluster_cidr",
                "service_cidr": "service_cidr", "lb_pool": "lb_pool", "dns_port": "dns_port",
                "node_monitor_grace_period": "node_monitor_grace_period", "runtime": "runtime", "name": "name",
-               "registry_port": "registry_port"}
+               "registry_port": "registry_port", "pod_network": "pod_network"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--dns-port", type=int, default=None, help="cluster DNS port on the host (default: 10053)")
     shape.add_argument("--registry-port", type=int, default=None,
                        help="image registry port on the host (default: 5000)")
+    shape.add_argument("--pod-network", choices=("host-gw", "vxlan"), default=None,
+                       help="how pods reach other nodes' pods: routes via the nodes (host-gw, the default) "
+                            "or a VXLAN overlay")
     shape.add_argument("--node-monitor-grace-period", type=float, default=None,
                        help="seconds without a heartbeat before a node is NotReady (default: 40)")
 

@@ -39,6 +39,7 @@ class ClusterSpec:
     dns_port: int = 10053
     registry_port: int = 5000
     node_monitor_grace_period: float = 40.0
+    pod_network: str = "host-gw"  # routes between nodes' pods: host-gw, or vxlan (an overlay)
     nodes: dict[str, int] = field(default_factory=dict)  # name -> index
 
     @property
@@ -154,7 +155,7 @@ class LocalCluster:
                 "--node-ip", net.node_ip(index), "--images-dir", str(self.images_dir),
                 "--netns-prefix", f"{s.name}{index}", "--cgroup-parent", f"{s.name}/{name}",
                 "--cni-bridge", "cni0", "--cluster-dns", s.dns_service_ip, "--cluster-cidr", s.cluster_cidr,
-                "--proxy-table", s.name, "--pod-routes", "host-gw"]
+                "--proxy-table", s.name, "--pod-routes", s.pod_network]
 
     def start_node(self, name: str) -> int:
         from kubelite.cluster.netns import ensure_node
