@@ -74,7 +74,7 @@ class NftBackend:
         self.nft = Nft(netns=netns)
         self.stats = ApplyStats()
         self._desired: Desired | None = None
-        self._in_sync = False  # the table holds what _desired held before the last put
+        self._in_sync = False  # the table holds _desired as it was before the last put
         self._stale: set[str] = set()
 
     async def available(self) -> str | None:
@@ -109,13 +109,13 @@ class NftBackend:
             purge = loads_chain_list(script) or len(stale) >= STALE_CHAINS_MAX
             if purge:
                 script += render_purge(stale, table=self.table)
+            self._in_sync = False  # until nft says it applied (a crash or a cancel leaves it unknown)
             try:
                 await self._run(script, "incremental")
-                self._stale = set() if purge else stale
+                self._in_sync, self._stale = True, set() if purge else stale
                 return
             except NftError as exc:
                 log.warning("proxy: incremental nftables update failed (%s); replacing the table", exc)
-        self._in_sync = False
         await self._run(render_full(self._desired.ruleset, table=self.table, mark=self.mark,
                                     service_cidr=ctx.service_cidr), "full")
         self._in_sync, self._stale = True, set()

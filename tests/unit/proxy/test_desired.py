@@ -117,12 +117,12 @@ def build_pair(old: list[ServicePort], new: list[ServicePort]) -> tuple[Ruleset,
 class RecordingNft:
     def __init__(self) -> None:
         self.scripts: list[str] = []
-        self.fail_next = False
+        self.fail_next: Exception | None = None
 
     async def run(self, script: str, *args: str) -> float:
         if self.fail_next:
-            self.fail_next = False
-            raise NftError("Error: Could not process rule: No such file or directory")
+            exc, self.fail_next = self.fail_next, None
+            raise exc
         self.scripts.append(script)
         return 0.0
 
@@ -183,10 +183,24 @@ def test_a_failed_update_replaces_the_whole_table_and_forgets_waiting_chains() -
     one_endpoint_less(services, "ns/svc-1")
     asyncio.run(backend.sync(services, ctx=CTX, dirty={"ns/svc-1"}))
     one_endpoint_less(services, "ns/svc-2")
-    nft.fail_next = True
+    nft.fail_next = NftError("Error: Could not process rule: No such file or directory")
     asyncio.run(backend.sync(services, ctx=CTX, dirty={"ns/svc-2"}))
     assert backend.stats.mode == "full" and backend.stats.stale_chains == 0
     whole = assemble([service_fragment(v, CTX) for v in services.values()], CTX)
+    assert nft.scripts[-1] == render_full(whole, table="t", service_cidr=CTX.service_cidr)
+
+
+def test_an_update_that_never_finished_is_followed_by_a_full_replace() -> None:
+    services = by_service(many(5))
+    backend, nft = backend_with(services)
+    one_endpoint_less(services, "ns/svc-1")
+    nft.fail_next = FileNotFoundError("nft")  # or a cancel: the table may hold either state
+    with pytest.raises(FileNotFoundError):
+        asyncio.run(backend.sync(services, ctx=CTX, dirty={"ns/svc-1"}))
+    one_endpoint_less(services, "ns/svc-2")
+    asyncio.run(backend.sync(services, ctx=CTX, dirty={"ns/svc-2"}))
+    whole = assemble([service_fragment(v, CTX) for v in services.values()], CTX)
+    assert backend.stats.mode == "full"
     assert nft.scripts[-1] == render_full(whole, table="t", service_cidr=CTX.service_cidr)
 
 
