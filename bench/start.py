@@ -34,11 +34,13 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +57,8 @@ from bench.start_cluster import (  # noqa: E402
     StartCommand,
     cluster_session,
 )
-from bench.start_probes import (  # noqa: E402
-    Proc,
-    cluster_processes,
-    cpu_seconds,
-    daemon_pids,
-    python_floors,
-    runc_run_floor,
-)
-from bench.start_report import Floors, Timing, memory_table, phase_table, ratio_lines, steps_table  # noqa: E402
+from bench.start_probes import Floors, Proc, cluster_processes, cpu_seconds, daemon_pids, measure_floors  # noqa: E402
+from bench.start_report import Timing, memory_table, phase_table, ratio_lines, steps_table  # noqa: E402
 from kubelite.images.testimages import HTTPD_REF  # noqa: E402
 from tests.e2e.local_fixtures import host_problems, http_get, wait_for  # noqa: E402
 
@@ -157,16 +152,10 @@ def wait_for_other_e2e(max_wait: float) -> None:
         time.sleep(2)
 
 
-def measure_floors(work: Path) -> Floors:
-    runc = runc_run_floor(work / "floor")
-    python, python_cli = python_floors(REPO)
-    return Floors(runc_run=runc, python=python, python_cli=python_cli)
-
-
 def bench(work: Path, counts: list[int], *, runs: int, idle: float) -> tuple[dict[int, list[Timing]],
                                                                              dict[int, list[Proc]], Floors]:
     print("floors: runc run, python start, CLI import...", flush=True)
-    floors = measure_floors(work)
+    measured = measure_floors(work / "floors", REPO)
     results: dict[int, list[Timing]] = {}
     memory: dict[int, list[Proc]] = {}
     for n in counts:
@@ -177,10 +166,11 @@ def bench(work: Path, counts: list[int], *, runs: int, idle: float) -> tuple[dic
         for i in range(runs):
             with cluster_session(work, n, f"run{n}-{i}") as cluster:
                 timing = timed_run(cluster)
+            timing.delete = cluster.delete_seconds
             results[n].append(timing)
             print(f"  run {i + 1}/{runs}: command {timing.command:.2f}s, API {timing.api:.2f}s, "
-                  f"app {timing.app:.2f}s, DNS {timing.dns:.2f}s", flush=True)
-    return results, memory, floors
+                  f"app {timing.app:.2f}s, DNS {timing.dns:.2f}s; delete took {timing.delete:.2f}s", flush=True)
+    return results, memory, measured
 
 
 def report(results: dict[int, list[Timing]], memory: dict[int, list[Proc]], floors: Floors, *,
@@ -189,6 +179,18 @@ def report(results: dict[int, list[Timing]], memory: dict[int, list[Proc]], floo
     for lines in (phase_table(results), steps_table(results), ratio_lines(results, floors),
                   memory_table(memory, idle=idle)):
         print("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def work_dir() -> Iterator[Path]:
+    """A temp dir for the floors and the clusters; kept if a cluster in it could not be removed."""
+    work = Path(tempfile.mkdtemp(prefix="klb-bench-"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work / "floors", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            work.rmdir()
 
 
 def node_counts(text: str) -> list[int]:
@@ -220,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # cleans up as Ctrl-C does
 
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
     began = time.monotonic()
     try:
         if not args.no_wait:
             wait_for_other_e2e(args.max_wait)
         began = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="klb-bench-") as tmp:
-            results, memory, floors = bench(Path(tmp), args.nodes, runs=args.runs, idle=args.idle)
+        with work_dir() as work:
+            results, memory, floors = bench(work, args.nodes, runs=args.runs, idle=args.idle)
     except KeyboardInterrupt:
         print("\ninterrupted: the cluster in progress was deleted", file=sys.stderr)
         return 130

@@ -65,6 +65,7 @@ class Cluster:
     port: int = 0
     dns_port: int = 0
     registry_port: int = 0
+    delete_seconds: float = 0.0  # how long `kubelite delete` took, once done
 
     def __post_init__(self) -> None:
         self.port, self.dns_port, self.registry_port = free_ports(3)
@@ -88,7 +89,8 @@ class Cluster:
 
     def delete(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "kubelite.cli.main", "delete", "--data-dir", str(self.data)],
-                              capture_output=True, text=True, env=self.env, cwd=REPO, timeout=120, check=False)
+                              capture_output=True, text=True, env=self.env, cwd=REPO, timeout=120, check=False,
+                              start_new_session=True)
 
 
 class ReadyzPoller(threading.Thread):
@@ -162,7 +164,9 @@ class StartCommand:
 @contextlib.contextmanager
 def cluster_session(work: Path, nodes: int, label: str) -> Iterator[Cluster]:
     """A cluster's temp dirs and ports; `kubelite delete` and a leftovers check afterwards, whatever
-    happened (Ctrl-C is held off while deleting so the machine is left clean)."""
+    happened. Ctrl-C or SIGTERM during the delete is held until it is done (the delete runs in its
+    own session, so a terminal's Ctrl-C does not cut it short either); a cluster that could not be
+    removed keeps its data dir, for `kubelite delete` by hand."""
     root = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=work))
     (root / "home").mkdir()
     cluster = Cluster(root, nodes)
@@ -171,16 +175,26 @@ def cluster_session(work: Path, nodes: int, label: str) -> Iterator[Cluster]:
         yield cluster
         failed = False
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        held: list[int] = []
+        previous = {sig: signal.signal(sig, lambda signum, _: held.append(signum))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            began = time.monotonic()
             deleted = cluster.delete()
+            cluster.delete_seconds = time.monotonic() - began
             left = leftovers(SHAPE, root)
         finally:
-            signal.signal(signal.SIGINT, previous)
-        shutil.rmtree(root, ignore_errors=True)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         problem = "" if deleted.returncode == 0 else f"`kubelite delete` failed:\n{deleted.stdout}{deleted.stderr}"
         problem += "" if not left else "left on the machine after `kubelite delete`:\n  " + "\n  ".join(left)
+        if problem:
+            problem += f"\nkept {root}; retry with `kubelite delete --data-dir {cluster.data}`"
+        else:
+            shutil.rmtree(root, ignore_errors=True)
         if problem and failed:
             print(f"error: {problem}", file=sys.stderr)
         elif problem:
             raise BenchError(problem)
+        elif held and not failed:
+            raise KeyboardInterrupt

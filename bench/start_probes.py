@@ -31,22 +31,19 @@ NUL = b"\0"
 
 # ----- floors ------------------------------------------------------------------------------------
 
-def median_seconds(argv: list[str], *, repeat: int, cwd: Path | None = None) -> float:
-    """Median wall time of running `argv` to its exit, output to /dev/null (runc's stdio must be
-    files, not pipes: recipes §4)."""
-    samples = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True, cwd=cwd)
-        samples.append(time.perf_counter() - began)
-    return statistics.median(samples)
+def seconds(argv: list[str], *, cwd: Path | None = None) -> float:
+    """Wall time of running `argv` to its exit, output to /dev/null (runc's stdio must be files,
+    not pipes: recipes §4)."""
+    began = time.perf_counter()
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True, cwd=cwd)
+    return time.perf_counter() - began
 
 
-def runc_run_floor(work: Path, *, repeat: int = 5, busybox: Path = Path("/bin/busybox")) -> float:
-    """Median time of `runc run` of a busybox `true` container, from exec to runc's exit (created,
-    started, exited, deleted), with a private runc root under `work`."""
-    bundle, root = work / "bundle", work / "runc-root"
+def runc_bundle(work: Path, *, busybox: Path = Path("/bin/busybox")) -> Path:
+    """A bundle running busybox `true` from a read-only rootfs holding only the static busybox,
+    with `runc spec`'s defaults otherwise (new namespaces of every kind)."""
+    bundle = work / "bundle"
     (bundle / "rootfs" / "bin").mkdir(parents=True)
     shutil.copy2(busybox, bundle / "rootfs" / "bin" / "busybox")
     subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
@@ -54,18 +51,29 @@ def runc_run_floor(work: Path, *, repeat: int = 5, busybox: Path = Path("/bin/bu
     spec["root"] = {"path": "rootfs", "readonly": True}
     spec["process"].update(terminal=False, args=["/bin/busybox", "true"])
     (bundle / "config.json").write_text(json.dumps(spec))
-    samples = []
+    return bundle
+
+
+@dataclass(frozen=True)
+class Floors:
+    runc_run: float  # one `runc run` of busybox `true`, to runc's exit
+    python: float  # `python -c pass`
+    python_cli: float  # `python -c "import kubelite.cli.main"`
+
+
+def measure_floors(work: Path, repo: Path, *, repeat: int = 9) -> Floors:
+    """Medians of (`runc run` of busybox `true` to runc's exit: created, started, exited, deleted;
+    `python -c pass`; `python -c "import kubelite.cli.main"`), taken in turns so that the same
+    background load falls on all three."""
+    bundle = runc_bundle(work)
+    runc = ["runc", "--root", str(work / "runc-root"), "run", "--bundle", str(bundle)]
+    samples: tuple[list[float], list[float], list[float]] = ([], [], [])
     for i in range(repeat):
-        argv = ["runc", "--root", str(root), "run", "--bundle", str(bundle), f"klb-floor-{i}"]
-        samples.append(median_seconds(argv, repeat=1))
-    return statistics.median(samples)
-
-
-def python_floors(repo: Path, *, repeat: int = 5) -> tuple[float, float]:
-    """(bare interpreter start, interpreter start + importing the CLI) in seconds."""
-    bare = median_seconds([sys.executable, "-c", "pass"], repeat=repeat)
-    cli = median_seconds([sys.executable, "-c", "import kubelite.cli.main"], repeat=repeat, cwd=repo)
-    return bare, cli
+        samples[0].append(seconds([*runc, f"klb-floor-{i}"]))
+        samples[1].append(seconds([sys.executable, "-c", "pass"]))
+        samples[2].append(seconds([sys.executable, "-c", "import kubelite.cli.main"], cwd=repo))
+    runc_s, python_s, cli_s = (statistics.median(s) for s in samples)
+    return Floors(runc_run=runc_s, python=python_s, python_cli=cli_s)
 
 
 # ----- processes of a cluster --------------------------------------------------------------------
@@ -202,7 +210,6 @@ def leftovers(shape: Shape, root: Path) -> list[str]:
               if str(root) in line]
     found += [f"process {pid} {_cmdline(pid).replace(NUL, b' ')[:100]!r}" for pid in _parents()
               if pid != os.getpid() and str(root).encode() in _cmdline(pid)]
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        if hierarchy.is_dir():
-            found += [f"cgroup {p}" for p in hierarchy.rglob(shape.name) if p.is_dir()]
+    # os.walk, not rglob: other tests' cgroups come and go meanwhile, and os.walk skips what vanished
+    found += [f"cgroup {top}/{shape.name}" for top, dirs, _ in os.walk("/sys/fs/cgroup") if shape.name in dirs]
     return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from bench.start_probes import Proc
+from bench.start_probes import Floors, Proc
 
 PUBLISHED = (("k3d", 19.9), ("kind", 33.0), ("minikube", 50.8))  # totals on a laptop, minikube's site
 K3S_IDLE_MB = 500  # an empty single-node k3s, as commonly quoted
@@ -28,13 +28,7 @@ class Timing:
     dns: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)  # `kubelite start`'s progress lines, when printed
     cpu: float = 0.0  # CPU seconds of the start command and the daemons until DNS answered
-
-
-@dataclass(frozen=True)
-class Floors:
-    runc_run: float  # one `runc run` of busybox `true`, to runc's exit
-    python: float  # `python -c pass`
-    python_cli: float  # `python -c "import kubelite.cli.main"`
+    delete: float = 0.0  # `kubelite delete` afterwards (with the app's pod), not part of the total
 
 
 def cell(samples: list[float]) -> str:
@@ -59,6 +53,8 @@ def phase_table(results: dict[int, list[Timing]]) -> list[str]:
                                                        for n in counts) + " |")
     lines.append("| CPU s used (start command + daemons) | "
                  + " | ".join(cell([t.cpu for t in results[n]]) for n in counts) + " |")
+    lines.append("| `kubelite delete` afterwards (s, not in the total) | "
+                 + " | ".join(cell([t.delete for t in results[n]]) for n in counts) + " |")
     published = ", ".join(f"{name} {total} s" for name, total in PUBLISHED)
     return [*lines, "", f"Published totals on a laptop (minikube's time-to-k8s, not measured here): {published}."]
 
@@ -85,8 +81,8 @@ def ratio_lines(results: dict[int, list[Timing]], floors: Floors) -> list[str]:
         total = statistics.median([t.dns for t in results[n]])
         command = statistics.median([t.command for t in results[n]])
         lines.append(f"- {n} node(s): total = {total / floors.runc_run:.0f}× `runc run`, "
-                     f"{total / floors.python:.0f}× a bare Python start, {total / floors.python_cli:.1f}× a Python "
-                     f"start with the CLI imported; the command alone = {command / floors.python_cli:.1f}× the "
+                     f"{total / floors.python:.0f}× a bare Python start, {total / floors.python_cli:.0f}× a Python "
+                     f"start with the CLI imported; the command alone = {command / floors.python_cli:.0f}× the "
                      f"latter")
     return lines
 

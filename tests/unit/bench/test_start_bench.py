@@ -10,8 +10,8 @@ import pytest
 
 from bench.start import app_manifest, node_counts
 from bench.start_cluster import SHAPE
-from bench.start_probes import Proc, route_inside
-from bench.start_report import Floors, Timing, cell, memory_table, phase_table, ratio_lines, steps_table
+from bench.start_probes import Floors, Proc, route_inside
+from bench.start_report import Timing, cell, memory_table, phase_table, ratio_lines, steps_table
 
 
 @pytest.mark.parametrize("name", ["klb0", "klb0-n1", "klb0-n12", "klb1-4ff69469-0897", "klb3-x"])
