@@ -155,7 +155,18 @@ class LocalCluster:
                 "--node-ip", net.node_ip(index), "--images-dir", str(self.images_dir),
                 "--netns-prefix", f"{s.name}{index}", "--cgroup-parent", f"{s.name}/{name}",
                 "--cni-bridge", "cni0", "--cluster-dns", s.dns_service_ip, "--cluster-cidr", s.cluster_cidr,
-                "--proxy-table", s.name, "--pod-routes", s.pod_network]
+                "--proxy-table", s.name, "--pod-routes", s.pod_network,
+                *[x for name in self.registry_names for x in ("--registry-mirror", f"{name}={self.registry_url}")]]
+
+    @property
+    def registry_names(self) -> list[str]:
+        """What users push to on this host (`localhost:5000/app`): every node pulls those names
+        from the cluster registry on the host, as k3s's registry mirrors make it."""
+        return [f"localhost:{self.spec.registry_port}", f"127.0.0.1:{self.spec.registry_port}"]
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://{self.spec.network.host_ip}:{self.spec.registry_port}"
 
     def start_node(self, name: str) -> int:
         from kubelite.cluster.netns import ensure_node

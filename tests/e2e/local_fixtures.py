@@ -11,6 +11,7 @@ processes.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,8 @@ class LocalCluster:
 
     def start(self, *extra: str) -> subprocess.CompletedProcess[str]:
         shape = [x for kv in SHAPE.items() for x in kv]
-        return self.kubelite("start", "--nodes", "2", "--port", str(self.port), "--dns-port", str(self.dns_port),
+        nodes = [] if "--nodes" in extra else ["--nodes", "2"]
+        return self.kubelite("start", *nodes, "--port", str(self.port), "--dns-port", str(self.dns_port),
                              "--registry-port", str(self.registry_port), *shape, *extra)
 
     def kubectl(self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
@@ -133,6 +135,22 @@ class LocalCluster:
     def netns_nft(self, index: int) -> str:
         return subprocess.run(["ip", "netns", "exec", f"{NAME}0-n{index}", "nft", "list", "table", "ip", NAME],
                               capture_output=True, text=True).stdout
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path) -> Iterator[LocalCluster]:
+    """A started cluster for the with-block; `kubelite delete` after, checked to leave nothing."""
+    problems = host_problems()
+    assert not problems, f"this host cannot run runc nodes: {problems}"
+    cluster = LocalCluster(root)
+    try:
+        started = cluster.start()
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield cluster
+    finally:
+        deleted = cluster.kubelite("delete")
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+        assert leftovers(root) == []
 
 
 def spread(get: Callable[[], str], count: int, *, workers: int = 8) -> Counter[str]:

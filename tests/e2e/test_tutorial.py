@@ -17,9 +17,8 @@ from tests.e2e.local_fixtures import (
     NAME,
     NODE_IPS,
     LocalCluster,
-    host_problems,
     http_get,
-    leftovers,
+    running_cluster,
     wait_for,
 )
 
@@ -31,18 +30,8 @@ V2 = "docker.io/kubelite/kubernetes-bootcamp:v2"
 
 @pytest.fixture(scope="module")
 def k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    problems = host_problems()
-    assert not problems, f"this host cannot run runc nodes: {problems}"
-    c = LocalCluster(tmp_path_factory.mktemp("tutorial"))
-    try:
-        started = c.start()
-        assert started.returncode == 0, started.stdout + started.stderr
-        assert "Done in" in started.stdout and 'kubectl is now configured to use "kubelite"' in started.stdout
+    with running_cluster(tmp_path_factory.mktemp("tutorial")) as c:
         yield c
-    finally:
-        deleted = c.kubelite("delete")
-        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-        assert leftovers(c.root) == []
 
 
 def curl(ip: str, port: int) -> str:
