@@ -167,7 +167,7 @@ def test_a_service_without_endpoints_is_refused_at_once(fresh: Node) -> None:
     for ns, url in ((NODE, f"http://{EMPTY}/"), (POD3, f"http://{EMPTY}/"), (EXT, f"http://{NODE_IP}:30081/"),
                     (POD3, f"http://{WEB}:81/")):  # an undefined port of a ClusterIP too
         code, took = fresh.net.curl_status(ns, url)
-        assert code == 7 and took < 1.0, (ns, url, code, took)  # 7: connection refused, not a timeout
+        assert code == 7, (ns, url, code, took)  # 7: connection refused (a reset), not a timeout (28)
     # UDP: an ICMP port unreachable; the host's own datagram is refused as it leaves (EPERM)
     assert fresh.net.udp(POD3, NO_DNS, 53, count=3) == ["ERR ConnectionRefusedError"] * 3
     assert fresh.net.udp(NODE, NO_DNS, 53, count=3) == ["ERR PermissionError"] * 3
@@ -291,7 +291,8 @@ async def _measure(count: int, ns: str) -> dict[str, float]:
             "inc_bytes": incremental.script_bytes}
 
 
-def test_rule_apply_time_full_and_incremental() -> None:
+def test_one_endpoint_change_is_an_incremental_update_of_constant_size() -> None:
+    """The update after one endpoint change does not grow with the table (speed: bench/proxy.py)."""
     require_host()
     ns = "klp-test-bench"
     sh("ip", "netns", "del", ns, check=False)
@@ -304,6 +305,5 @@ def test_rule_apply_time_full_and_incremental() -> None:
     for n, r in rows.items():
         print(f"{n:>8}  {r['full_nft']:.3f} / {r['full_total']:.3f} / {r['full_kb']:.0f}"
               f"   {r['inc_nft']:.4f} / {r['inc_total']:.4f} / {r['inc_bytes']:.0f}")
-    assert rows[1000]["inc_nft"] < rows[1000]["full_nft"]
     assert all(r["inc_bytes"] < 1000 for r in rows.values())  # the update does not grow with the table
-    assert rows[5000]["inc_total"] < 1.0  # measured 0.14-0.24 s on a busy 2-vCPU VM
+    assert rows[5000]["full_kb"] > 10 * rows[100]["full_kb"]  # while a full replace does
