@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kubelite.api.objectmeta import Obj, meta
@@ -25,6 +26,7 @@ from kubelite.store.interface import KeyExists, KeyNotFound
 if TYPE_CHECKING:
     from kubelite.api.storage import ResourceStorage
 
+RANDOM_PROBES = 32  # tries before listing what is taken (a range 97% full still usually succeeds)
 IP_PREFIX = "/registry/ranges/serviceips/"
 PORT_PREFIX = "/registry/ranges/servicenodeports/"
 STATIC_BAND = 16
@@ -104,16 +106,13 @@ class ServiceStrategy(Strategy):
 
     async def _pick_ip(self, storage: ResourceStorage, taken: list[str], dry_run: bool,
                        held: frozenset[str]) -> str:
-        used = {kv.key for kv in (await storage.store.list(IP_PREFIX)).items}
         hosts = self.network.num_addresses - 2
         low = min(STATIC_BAND, hosts // 2)
-        offsets = list(range(low + 1, hosts + 1))
-        random.shuffle(offsets)
-        for offset in offsets:
-            ip = str(self.network.network_address + offset)
-            if IP_PREFIX + ip not in used and await self._reserve(storage, IP_PREFIX + ip, taken, dry_run, held):
-                return ip
-        raise _full("clusterIP", str(self.network))
+        base = self.network.network_address + low + 1
+        key = await self._pick(storage, IP_PREFIX, hosts - low, lambda i: str(base + i), taken, dry_run, held)
+        if key is None:
+            raise _full("clusterIP", str(self.network))
+        return key.removeprefix(IP_PREFIX)
 
     async def _allocate_node_ports(self, storage: ResourceStorage, obj: Obj, taken: list[str],
                                    dry_run: bool, held: frozenset[str]) -> None:
@@ -136,15 +135,27 @@ class ServiceStrategy(Strategy):
 
     async def _pick_port(self, storage: ResourceStorage, taken: list[str], dry_run: bool,
                          held: frozenset[str]) -> int:
-        used = {kv.key for kv in (await storage.store.list(PORT_PREFIX)).items} | set(taken)
         low, high = self.node_ports
-        candidates = list(range(low, high + 1))
-        random.shuffle(candidates)
-        for port in candidates:
-            key = f"{PORT_PREFIX}{port}"
-            if key not in used and await self._reserve(storage, key, taken, dry_run, held):
-                return port
-        raise _full("nodePort", f"{low}-{high}")
+        key = await self._pick(storage, PORT_PREFIX, high - low + 1, lambda i: str(low + i), taken, dry_run, held)
+        if key is None:
+            raise _full("nodePort", f"{low}-{high}")
+        return int(key.removeprefix(PORT_PREFIX))
+
+    async def _pick(self, storage: ResourceStorage, prefix: str, count: int, value: Callable[[int], str],
+                    taken: list[str], dry_run: bool, held: frozenset[str]) -> str | None:
+        """A free `prefix + value(i)` (0 <= i < count), reserved: random probes first (each one an
+        atomic create, so the cost does not grow with the Services there are), then, for a nearly
+        full range, one pass over the values the store does not hold."""
+        for i in random.sample(range(count), min(RANDOM_PROBES, count)):
+            if await self._reserve(storage, prefix + value(i), taken, dry_run, held):
+                return prefix + value(i)
+        used = {kv.key for kv in (await storage.store.list(prefix)).items} | set(taken)
+        free = [prefix + value(i) for i in range(count) if prefix + value(i) not in used]
+        random.shuffle(free)
+        for key in free:
+            if await self._reserve(storage, key, taken, dry_run, held):
+                return key
+        return None
 
     async def _reserve(self, storage: ResourceStorage, key: str, taken: list[str], dry_run: bool,
                        held: frozenset[str]) -> bool:
