@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests import support
 from tests.integration.conftest import KUBECTL, free_port
 
 NAME = "klt"
@@ -46,15 +47,8 @@ def host_problems() -> list[str]:
     return problems
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, interval: float = 0.2, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}")
-        time.sleep(interval)
+def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "condition") -> Any:
+    return support.wait_for(check, timeout=timeout, what=what, interval=0.2)
 
 
 def http_get(host: str, port: int, path: str = "/cgi-bin/id", *, timeout: float = 3.0) -> str:
