@@ -57,10 +57,11 @@ from bench.start_cluster import (  # noqa: E402
     StartCommand,
     cluster_session,
 )
-from bench.start_probes import Floors, Proc, cluster_processes, cpu_seconds, daemon_pids, measure_floors  # noqa: E402
-from bench.start_report import Timing, memory_table, phase_table, ratio_lines, steps_table  # noqa: E402
+from bench.start_probes import Floors, cluster_processes, cpu_seconds, daemon_pids, measure_floors  # noqa: E402
+from bench.start_report import Idle, Timing, memory_table, phase_table, ratio_lines, steps_table  # noqa: E402
 from kubelite.images.testimages import HTTPD_REF  # noqa: E402
-from tests.e2e.local_fixtures import host_problems, http_get, wait_for  # noqa: E402
+from tests.e2e.local_fixtures import host_problems, http_get  # noqa: E402
+from tests.support import wait_for  # noqa: E402
 
 
 def app_manifest() -> str:
@@ -121,15 +122,20 @@ def timed_run(cluster: Cluster) -> Timing:
     return timing
 
 
-def idle_memory(cluster: Cluster, *, idle: float) -> list[Proc]:
-    """The warm-up start: started, `idle` seconds with no workloads, then its processes' memory."""
+def idle_memory(cluster: Cluster, *, idle: float) -> Idle:
+    """The warm-up start: started, `idle` seconds with no workloads, then its processes' memory
+    and the CPU they used meanwhile (leases, status updates, resyncs)."""
     start = StartCommand(cluster)
     try:
         start.wait()
     finally:
         start.abort()
+    before = cluster_processes(cluster.data)
+    cpu = cpu_seconds([p.pid for p in before])
     time.sleep(idle)
-    return cluster_processes(cluster.data)
+    after = cluster_processes(cluster.data)
+    used = cpu_seconds([p.pid for p in after]) - cpu
+    return Idle(procs=after, cpu_percent=100 * used / idle)
 
 
 # ----- main ---------------------------------------------------------------------------------------
@@ -153,11 +159,11 @@ def wait_for_other_e2e(max_wait: float) -> None:
 
 
 def bench(work: Path, counts: list[int], *, runs: int, idle: float) -> tuple[dict[int, list[Timing]],
-                                                                             dict[int, list[Proc]], Floors]:
+                                                                             dict[int, Idle], Floors]:
     print("floors: runc run, python start, CLI import...", flush=True)
     measured = measure_floors(work / "floors", REPO)
     results: dict[int, list[Timing]] = {}
-    memory: dict[int, list[Proc]] = {}
+    memory: dict[int, Idle] = {}
     for n in counts:
         print(f"{n} node(s): warm-up start, then {idle:.0f}s idle for the memory figure", flush=True)
         with cluster_session(work, n, f"warmup{n}") as cluster:
@@ -173,7 +179,7 @@ def bench(work: Path, counts: list[int], *, runs: int, idle: float) -> tuple[dic
     return results, memory, measured
 
 
-def report(results: dict[int, list[Timing]], memory: dict[int, list[Proc]], floors: Floors, *,
+def report(results: dict[int, list[Timing]], memory: dict[int, Idle], floors: Floors, *,
            idle: float, runs: int) -> None:
     print(f"\n### time-to-k8s, median of {runs} runs\n")
     for lines in (phase_table(results), steps_table(results), ratio_lines(results, floors),

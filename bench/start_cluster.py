@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -117,6 +118,16 @@ class ReadyzPoller(threading.Thread):
             self.stop.wait(0.02)
 
 
+def step_key(line: str) -> str:
+    """A progress line of `kubelite start` as the same row for every cluster size: without its
+    parenthesis ("* Starting node klb-m02 (198.19.133.3, runc)"), its node count, or its time
+    ("* Done in 2.6s! ...")."""
+    text = line.removeprefix("* ").split(" (")[0]
+    if text.startswith("Done"):
+        return "Done"
+    return re.sub(r"\b\d+ node\(s\)|\b\d+ node\b", "the node(s)", text)
+
+
 class StartCommand:
     """`kubelite start` in the background, its progress lines timestamped as they come."""
 
@@ -146,10 +157,8 @@ class StartCommand:
         return took
 
     def steps(self) -> dict[str, float]:
-        """Progress line -> seconds since spawn ("Starting node klb-m02 (198.19.133.3, runc)" keyed
-        without its parenthesis; "Done in 2.6s! ..." as "Done")."""
-        return {("Done" if text.startswith("* Done") else text[2:].split(" (")[0]): t
-                for t, text in self.lines if text.startswith("* ")}
+        """Progress line -> seconds since spawn, keyed as `step_key` says."""
+        return {step_key(text): t for t, text in self.lines if text.startswith("* ")}
 
     def abort(self) -> None:
         if self.proc.poll() is None:

@@ -20,6 +20,12 @@ PHASES = (("command", "command returned"), ("api", "API server answering (/ready
           ("app", "app running (HTTP 200 via NodePort)"), ("dns", "DNS answering in a pod (total)"))
 
 
+@dataclass(frozen=True)
+class Idle:
+    procs: list[Proc]  # the cluster's processes at the end of the idle time
+    cpu_percent: float  # their CPU use during it, in % of one core
+
+
 @dataclass
 class Timing:
     command: float = 0.0
@@ -60,12 +66,18 @@ def phase_table(results: dict[int, list[Timing]]) -> list[str]:
 
 
 def steps_table(results: dict[int, list[Timing]]) -> list[str]:
-    """When each progress line of `kubelite start` was printed (median s since spawn)."""
+    """When each progress line of `kubelite start` was printed (median s since spawn), in the order
+    of the largest cluster's run (its steps include the smaller clusters' ones)."""
     counts = sorted(results)
-    keys: list[str] = []
-    for n in counts:
-        for timing in results[n]:
-            keys += [k for k in timing.steps if k not in keys]
+
+    def when(key: str) -> float:
+        for n in reversed(counts):
+            seen = [t.steps[key] for t in results[n] if key in t.steps]
+            if seen:
+                return statistics.median(seen)
+        return 0.0
+
+    keys = sorted({k for n in counts for t in results[n] for k in t.steps}, key=when)
     lines = _header(counts, "`kubelite start` printed (s since spawn)")
     for key in keys:
         cells = [cell([t.steps[key] for t in results[n] if key in t.steps]) for n in counts]
@@ -87,20 +99,21 @@ def ratio_lines(results: dict[int, list[Timing]], floors: Floors) -> list[str]:
     return lines
 
 
-def memory_table(memory: dict[int, list[Proc]], *, idle: float) -> list[str]:
+def memory_table(memory: dict[int, Idle], *, idle: float) -> list[str]:
     counts = sorted(memory)
     lines = _header(counts, f"memory after {idle:.0f} s idle, no workloads: RSS / PSS (MiB)")
 
     def row(label: str, pick: str) -> str:
         cells = []
         for n in counts:
-            chosen = [p for p in memory[n] if _kind(p) == pick] if pick else memory[n]
+            chosen = [p for p in memory[n].procs if _kind(p) == pick] if pick else memory[n].procs
             rss, pss = sum(p.rss_kib for p in chosen) / 1024, sum(p.pss_kib for p in chosen) / 1024
             cells.append(f"{rss:.0f} / {pss:.0f} ({len(chosen)} proc)" if chosen else "—")
         return f"| {label} | " + " | ".join(cells) + " |"
 
     lines += [row("server", "server"), row("node agents", "agent"), row("conmon, runc, others", "other"),
-              row("**whole cluster**", "")]
+              row("**whole cluster**", ""),
+              "| CPU while idle (% of one core) | " + " | ".join(f"{memory[n].cpu_percent:.1f}" for n in counts) + " |"]
     return [*lines, "", f"Reference: an empty single-node k3s is about {K3S_IDLE_MB} MB."]
 
 

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from bench.start import app_manifest, node_counts
-from bench.start_cluster import SHAPE
+from bench.start_cluster import SHAPE, step_key
 from bench.start_probes import Floors, Proc, route_inside
-from bench.start_report import Timing, cell, memory_table, phase_table, ratio_lines, steps_table
+from bench.start_report import Idle, Timing, cell, memory_table, phase_table, ratio_lines, steps_table
 
 
 @pytest.mark.parametrize("name", ["klb0", "klb0-n1", "klb0-n12", "klb1-4ff69469-0897", "klb3-x"])
@@ -48,6 +48,17 @@ def test_the_app_is_a_deployment_and_a_nodeport_service_that_selects_it() -> Non
     assert service["spec"]["type"] == "NodePort"
 
 
+@pytest.mark.parametrize(("line", "key"), [
+    ("* Starting node klb-m02 (198.19.133.3, runc)", "Starting node klb-m02"),
+    ("* Waiting for 3 node(s) to be Ready and the cluster DNS to answer",
+     "Waiting for the node(s) to be Ready and the cluster DNS to answer"),
+    ('* Done in 2.6s! kubectl is now configured to use "kubelite" (/root/.kube/config)', "Done"),
+    ("* Starting the control plane (API server, controllers, scheduler, DNS)", "Starting the control plane"),
+])
+def test_progress_lines_are_the_same_row_for_every_cluster_size(line: str, key: str) -> None:
+    assert step_key(line) == key
+
+
 def test_node_counts() -> None:
     assert node_counts("1,3") == [1, 3]
     for bad in ("", "0", "1,x", "10"):
@@ -73,7 +84,7 @@ def test_tables_have_a_column_per_node_count() -> None:
     assert total == "| DNS answering in a pod (total) | 3.00 (2.00–4.00) | 5.00 |"
     assert "| goal for the total | < 3 | < 5 |" in phases
     steps = steps_table(results)
-    assert steps[2:] == ["| Done | 2.00 (1.00–3.00) | 4.00 |", "| extra | — | 3.50 |"]
+    assert steps[2:] == ["| extra | — | 3.50 |", "| Done | 2.00 (1.00–3.00) | 4.00 |"]  # the 3 nodes' order
     ratios = ratio_lines(results, Floors(runc_run=0.05, python=0.02, python_cli=0.04))
     assert "total = 60× `runc run`" in ratios[2] and "total = 100× `runc run`" in ratios[3]
 
@@ -81,7 +92,8 @@ def test_tables_have_a_column_per_node_count() -> None:
 def test_memory_sums_the_daemons_and_their_helpers() -> None:
     procs = [Proc(1, "server", 70 * 1024, 50 * 1024), Proc(2, "node-klb", 60 * 1024, 40 * 1024),
              Proc(3, "node-klb-m02", 60 * 1024, 40 * 1024), Proc(4, "conmon", 2 * 1024, 1024)]
-    table = memory_table({3: procs}, idle=10)
+    table = memory_table({3: Idle(procs, cpu_percent=1.25)}, idle=10)
     assert "| node agents | 120 / 80 (2 proc) |" in table
     assert "| conmon, runc, others | 2 / 1 (1 proc) |" in table
     assert "| **whole cluster** | 192 / 131 (4 proc) |" in table
+    assert "| CPU while idle (% of one core) | 1.2 |" in table
