@@ -222,7 +222,9 @@ class ImagePuller:
         event("Warning", "Failed", f'Failed to pull image "{image}": {error}')
         self.backoff.next(key, self.backoff.clock())
         self._errors[key] = error
-        return PullFailure("ErrImagePull", error, self.backoff.get(key))
+        # retried after the pod worker's period, not the back-off: the syncs in between show
+        # ImagePullBackOff, as upstream's pods alternate between the two reasons
+        return PullFailure("ErrImagePull", error, RETRY)
 
 
 def pull_error(image: str, exc: BaseException) -> str:

@@ -62,7 +62,8 @@ async def test_present_never_and_pull_backoff() -> None:
     assert second.message.startswith('Back-off pulling image "gone:1": ErrImagePull: image "gone:1" is not present')
     clock.now += 6
     third = await puller.ensure("u", {"image": "gone:1", "imagePullPolicy": "IfNotPresent"}, record)
-    assert third is not None and (third.reason, third.retry) == ("ErrImagePull", 20)
+    assert third is not None and (third.reason, third.retry) == ("ErrImagePull", 10)  # the pod worker's period
+    assert puller.backoff.get("u_gone:1") == 20
     assert [e[1] for e in events[1:]] == ["ErrImageNeverPull", "Pulling", "Failed", "BackOff", "Pulling", "Failed"]
 
     invalid = await puller.ensure("u", {"image": "UPPER"}, record)
