@@ -17,6 +17,7 @@ token requests with the caller's aiohttp session.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -149,9 +150,8 @@ def token_from_response(doc: Any, *, now: float) -> tuple[str, float]:
 class Authorizer:
     """Turns a challenge + credential into an Authorization header, caching bearer tokens."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, ssl: Any = None) -> None:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
-        self.ssl = ssl
         self._tokens: dict[tuple[str, str, tuple[str, ...], Credential | None], tuple[str, float]] = {}
 
     async def header(self, challenge: Challenge, scopes: list[str], credential: Credential | None) -> str:
@@ -176,7 +176,7 @@ class Authorizer:
         headers = {"Authorization": request.authorization} if request.authorization else {}
         try:
             async with self.session.request(request.method, request.url, params=request.query or None,
-                                            data=request.form, headers=headers, ssl=self.ssl) as resp:
+                                            data=request.form, headers=headers) as resp:
                 body = await resp.read()
                 if resp.status in (401, 403):
                     who = "anonymous token" if not request.authorization and request.form is None else "token"
@@ -184,8 +184,6 @@ class Authorizer:
                                     + (" (check the user name and password)" if request.authorization else ""))
                 if resp.status >= 400:
                     raise AuthError(f"failed to fetch token: {resp.status} {resp.reason} from {request.url}")
-                import json
-
                 try:
                     doc = json.loads(body)
                 except ValueError:
@@ -193,7 +191,3 @@ class Authorizer:
         except aiohttp.ClientConnectionError as e:
             raise RegistryUnreachable(f"cannot reach the token service {request.url}: {e}") from None
         return token_from_response(doc, now=time.monotonic())
-
-
-def repository_scope(repository: str, actions: str = "pull") -> str:
-    return f"repository:{repository}:{actions}"

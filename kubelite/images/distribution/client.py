@@ -16,6 +16,7 @@ build the image operations on these requests.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -265,8 +266,6 @@ def most_telling(errors: list[Exception]) -> Exception:
 def _media_type(declared: str, data: bytes) -> str:
     if declared in (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST):
         return declared
-    import json
-
     try:
         doc = json.loads(data)
     except ValueError:

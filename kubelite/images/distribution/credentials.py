@@ -8,7 +8,7 @@ and the keyring that picks the ones for an image.
 A key is matched against the image's registry and repository the way the kubelet's keyring does
 (`credentialprovider.URLsMatch`): the scheme is ignored, the host must have as many dot-separated
 labels as the key and each label must match it (`*` globs allowed), the ports must be equal, and the
-key's path must be a prefix of the repository. Docker Hub's legacy keys (`index.docker.io/v1/`
+key's path must be a prefix of the repository. Docker Hub's legacy keys (`<legacy Hub domain>/v1/`
 and friends) are keyed as `docker.io`. Matches come back most specific first; the kubelet tries
 them in that order, pod Secrets before the node's own files.
 

@@ -17,6 +17,8 @@ from kubelite.images.distribution.credentials import (
     load_docker_config,
 )
 from kubelite.images.distribution.node import pod_keyring
+from kubelite.images.distribution.registries import HUB_API_HOST
+from kubelite.images.reference import LEGACY_DEFAULT_DOMAIN
 
 
 def keyring(auths: dict) -> Keyring:
@@ -28,10 +30,10 @@ def users(found: list[Credential]) -> list[str]:
 
 
 def test_docker_hub_legacy_keys_and_hosts() -> None:
-    ring = keyring({"https://index.docker.io/v1/": {"auth": encode_auth("hub", "pw")},
+    ring = keyring({f"https://{LEGACY_DEFAULT_DOMAIN}/v1/": {"auth": encode_auth("hub", "pw")},
                     "localhost:5000": {"username": "local", "password": "pw"}})
     assert users(ring.lookup("docker.io", "library/nginx")) == ["hub"]
-    assert users(ring.lookup("registry-1.docker.io", "library/nginx")) == ["hub"]
+    assert users(ring.lookup(HUB_API_HOST, "library/nginx")) == ["hub"]
     assert users(ring.lookup("localhost:5000", "app")) == ["local"]
     assert ring.lookup("localhost:5001", "app") == []
     assert ring.lookup("localhost", "app") == []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelite.images.distribution.registries import RegistryConfigError, RegistryHosts
-from kubelite.images.reference import parse
+from kubelite.images.distribution.registries import HUB_API_HOST, RegistryConfigError, RegistryHosts
+from kubelite.images.reference import LEGACY_DEFAULT_DOMAIN, parse
 
 CONFIG = """
 mirrors:
@@ -39,13 +39,13 @@ def urls(hosts: RegistryHosts, image: str) -> list[str]:
 
 def test_defaults_map_names_to_their_endpoints() -> None:
     hosts = RegistryHosts()
-    assert urls(hosts, "nginx") == ["https://registry-1.docker.io/v2/library/nginx"]
-    assert urls(hosts, "index.docker.io/foo/bar") == ["https://registry-1.docker.io/v2/foo/bar"]
+    assert urls(hosts, "nginx") == [f"https://{HUB_API_HOST}/v2/library/nginx"]
+    assert urls(hosts, f"{LEGACY_DEFAULT_DOMAIN}/foo/bar") == [f"https://{HUB_API_HOST}/v2/foo/bar"]
     assert urls(hosts, "localhost:5000/app") == ["http://localhost:5000/v2/app"]
     assert urls(hosts, "127.0.0.1:5000/a/b") == ["http://127.0.0.1:5000/v2/a/b"]
     assert urls(hosts, "[::1]:5000/app") == ["http://[::1]:5000/v2/app"]
     assert urls(hosts, "registry.example:443/team/app") == ["https://registry.example:443/v2/team/app"]
-    assert hosts.push_endpoint("docker.io").host == "registry-1.docker.io"
+    assert hosts.push_endpoint("docker.io").host == HUB_API_HOST  # Docker Hub's API host
     assert hosts.push_endpoint("docker.io").registry == "docker.io"
 
 
@@ -55,7 +55,7 @@ def test_the_yaml_file_mirrors_rewrites_tls_and_auth() -> None:
                                                        "http://localhost:5000/v2/hello"]
     assert urls(hosts, "busybox") == ["http://mirror.internal:5000/v2/hub/busybox",
                                       "https://second.internal/v2/hub/busybox",
-                                      "https://registry-1.docker.io/v2/library/busybox"]
+                                      f"https://{HUB_API_HOST}/v2/library/busybox"]
     assert urls(hosts, "other.example/x") == ["http://cache.internal:5000/v2/x", "https://other.example/v2/x"]
     mirror = hosts.pull_endpoints("docker.io")[0]
     assert mirror.mirror and mirror.auth is not None and mirror.auth.username == "me"
