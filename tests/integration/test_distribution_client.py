@@ -146,6 +146,18 @@ async def test_a_multi_platform_index_gives_the_node_its_platform(registry: Dock
     other = await pull(ImageStore(tmp_path / "arm"), remote, platform=parse_platform("linux/arm64"))
     assert other.digest == manifests["arm64"] and other.record.config["architecture"] == "arm64"
 
+    # pushing what a pull keeps (the index, one platform's content) sends that platform's manifest, as
+    # Docker does; once every platform is in the store, the whole index goes
+    store = ImageStore(tmp_path / "native")
+    store.tag(remote, f"{registry.host}/mp/one:1")
+    assert (await push(store, f"{registry.host}/mp/one:1")).digest == manifests[host_arch]
+    await pull(store, f"{registry.host}/mp/app@{manifests['arm64']}")
+    store.tag(remote, f"{registry.host}/mp/all:1")
+    whole = await push(store, f"{registry.host}/mp/all:1")
+    assert (whole.digest, whole.media_type) == (index_digest, OCI_INDEX)
+    again = await pull(ImageStore(tmp_path / "again"), f"{registry.host}/mp/all:1", platform=parse_platform("linux/arm64"))
+    assert again.digest == manifests["arm64"]
+
     untouched = ImageStore(tmp_path / "none")
     with pytest.raises(ImageFormatError, match="no manifest for platform linux/riscv64"):
         await pull(untouched, remote, platform=parse_platform("linux/riscv64"))
