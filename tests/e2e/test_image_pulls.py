@@ -9,7 +9,6 @@ import asyncio
 import base64
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from kubelite.images.oci import OCI_MANIFEST
 from kubelite.images.store import ImageStore
 from kubelite.images.testimages import BUSYBOX_REF, build_test_images, ensure_test_images
 from tests.e2e.conftest import NodeCluster, wait_for
-from tests.integration.distribution_fakes import FakeRegistry
-from tests.integration.registry_helpers import DockerRegistry, require
+from tests.integration.distribution_fakes import FakeRegistry, docker_registry  # noqa: F401 - the registry fixture
+from tests.integration.registry_helpers import DockerRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -47,14 +46,6 @@ def events(cluster: NodeCluster, ns: str, name: str) -> list[tuple[str, str]]:
 def waiting(p: Obj) -> Obj:
     statuses = p.get("status", {}).get("containerStatuses") or [{}]
     return dict(statuses[0].get("state", {}).get("waiting") or {})
-
-
-@pytest.fixture
-def docker_registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    require("docker-registry")
-    server = DockerRegistry(tmp_path / "docker-registry").start()
-    yield server
-    server.stop()
 
 
 class FakeThread:
@@ -102,11 +93,11 @@ def forget(cluster: NodeCluster, *names: str) -> None:
         store.remove(name)
 
 
-def test_pods_pull_from_docker_registry(node_cluster: NodeCluster, node_ns: str, docker_registry: DockerRegistry,
+def test_pods_pull_from_docker_registry(node_cluster: NodeCluster, node_ns: str, registry: DockerRegistry,
                                         tmp_path: Path) -> None:
     source = ImageStore(tmp_path / "source")
     ensure_test_images(source)
-    image = f"{docker_registry.host}/e2e/busybox:1.0"
+    image = f"{registry.host}/e2e/busybox:1.0"
     source.tag(BUSYBOX_REF, image)
     asyncio.run(push(source, image))
     try:
@@ -118,7 +109,7 @@ def test_pods_pull_from_docker_registry(node_cluster: NodeCluster, node_ns: str,
         assert found["Pulled"].startswith(f'Successfully pulled image "{image}" in ')
         assert found["Pulled"].endswith(f"Image size: {source.get(image).size} bytes.")
 
-        missing = f"{docker_registry.host}/e2e/nosuch:1.0"
+        missing = f"{registry.host}/e2e/nosuch:1.0"
         node_cluster.apply(pod(node_ns, "missing", missing))
         # the status passes through ErrImagePull quickly (the next sync is already in the back-off): the events
         # keep both
