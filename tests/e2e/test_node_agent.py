@@ -68,7 +68,7 @@ def condition(pod: Obj, kind: str) -> str:
 
 
 def curl(url: str, *, timeout: float = 5) -> str:
-    result = subprocess.run(["curl", "-sS", "-m", str(timeout), "--retry", "10", "--retry-connrefused",
+    result = subprocess.run(["curl", "-sS", "-m", str(timeout), "--retry", "10", "--retry-all-errors",
                              "--retry-delay", "0", url], capture_output=True, text=True, timeout=timeout * 12)
     assert result.returncode == 0, result.stderr
     return result.stdout
