@@ -12,7 +12,8 @@ docker-registry), in the same run, on loopback.
 Every push goes to a registry started for it on a free loopback port with empty storage, so no
 client can skip a blob the registry (or skopeo's blob-info cache, which remembers registries by
 host and port) already knows; after the push the layer must be in the registry's storage, after the
-pull in the pulled store or layout, whole. Our registry runs in a child process
+pull in the pulled store or layout, whole. Each timed transfer starts after a `sync`, so none pays
+the writeback of the one before. Our registry runs in a child process
 (`bench/images.py --serve-registry ROOT`), as docker-registry does, so it never shares an
 interpreter with our client; our client runs in this process, through its Python API (the
 `kubelite image push/pull` commands add a Python start, measured by the build half). Each round
@@ -191,6 +192,7 @@ class RegistryBench:
         name = f"{host}/{REPOSITORY}"
         self.source.tag(SOURCE_REF, name)
         try:
+            os.sync()  # see round_trip
             began = time.perf_counter()
             result = asyncio.run(push(self.source, name))
             took = time.perf_counter() - began
@@ -210,6 +212,7 @@ class RegistryBench:
                 landed = dest / "blobs" / "sha256" / hex_of(self.layer)
             else:
                 store = ImageStore(dest)
+                os.sync()
                 began = time.perf_counter()
                 asyncio.run(pull(store, f"{host}/{REPOSITORY}"))
                 took, unpack = time.perf_counter() - began, store.last_unpack_seconds
@@ -220,6 +223,8 @@ class RegistryBench:
         return took, unpack
 
     def round_trip(self, client: str, kind: str, n: int) -> list[Transfer]:
+        """Push, then pull. Every timed transfer starts after a `sync`: our store's fsyncs and the
+        syncfs that ends an unpack would otherwise also write back what the one before left dirty."""
         with self.registry(kind, n) as (host, blob):
             pushed = self.push(client, host)
             self._check(blob, f"{client}'s push to {kind}")
@@ -257,6 +262,7 @@ class RegistryBench:
             shutil.rmtree(dest, ignore_errors=True)
 
     def _skopeo(self, argv: list[str]) -> float:
+        os.sync()
         began = time.perf_counter()
         returncode, _, stderr = run_command(argv, timeout=SKOPEO_TIMEOUT)
         took = time.perf_counter() - began
