@@ -34,7 +34,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 from bench.images_build import run_command
 from bench.images_report import CLIENTS, REGISTRIES, BenchFailure, Transfer, rotations
@@ -51,13 +50,6 @@ SOURCE_REF = "klbi.invalid/bench/big:1"  # the name in our client's store; never
 REPOSITORY = "klbi/big:1"
 START_TIMEOUT = 20.0
 SKOPEO_TIMEOUT = 120.0
-
-
-class Served(Protocol):
-    @property
-    def host(self) -> str: ...
-
-    def stop(self) -> None: ...
 
 
 def make_image(work: Path) -> tuple[Path, BuiltImage]:
@@ -94,40 +86,29 @@ def serve_registry(root: Path) -> int:
     return 0
 
 
-class OurRegistry:
+class OurRegistry(DockerRegistry):
+    """Our registry in a child process: started as the child prints its port, stopped by PID as
+    docker-registry is (the stop is the same)."""
+
     def __init__(self, directory: Path, script: Path) -> None:
-        self.directory, self.script = directory, script
+        super().__init__(directory)
+        self.script = script
         self.root = directory / "data"
-        self.process: subprocess.Popen[str] | None = None
-        self.host = ""
 
     def start(self) -> OurRegistry:
         self.directory.mkdir(parents=True)
-        with open(self.directory / "registry.log", "w") as log:
+        with open(self.directory / "registry.log", "wb") as log:
             self.process = subprocess.Popen([sys.executable, str(self.script), "--serve-registry", str(self.root)],
-                                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
+                                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
-        port = self.process.stdout.readline().strip() if ready else ""
+        with self.process.stdout as out:  # the child prints nothing after its port
+            ready, _, _ = select.select([out], [], [], START_TIMEOUT)
+            port = out.readline().strip().decode() if ready else ""
         if not port.isdigit():
             self.stop()
             raise BenchFailure("our registry did not start:\n" + (self.directory / "registry.log").read_text()[-2000:])
-        self.host = f"127.0.0.1:{port}"
+        self.port = int(port)
         return self
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
 
     def blob_path(self, digest: str) -> Path:
         return self.root / "blobs" / "sha256" / hex_of(digest)
@@ -153,7 +134,7 @@ def skopeo_pull_argv(host: str, dest: Path) -> list[str]:
 class RegistryBench:
     def __init__(self, work: Path, script: Path) -> None:
         self.work, self.script = work, script
-        self.served: list[Served] = []
+        self.served: list[DockerRegistry] = []  # running, to stop on the way out
 
     def prepare(self) -> None:
         self.layout, self.image = make_image(self.work)
@@ -166,21 +147,15 @@ class RegistryBench:
     def registry(self, kind: str, n: int) -> Iterator[tuple[str, Path]]:
         """A fresh registry of `kind`: (host, where the layer must land once pushed)."""
         directory = self.work / f"{kind}-{n}"
-        if kind == "kubelite":
-            ours = OurRegistry(directory, self.script)
-            self.served.append(ours)
-            served: Served = ours.start()
-            blob = ours.blob_path(self.layer)
-        else:
-            try:
-                theirs = DockerRegistry(directory)
-                self.served.append(theirs)
-                served = theirs.start()
-            except AssertionError as e:
-                raise BenchFailure(str(e)) from None
-            blob = docker_registry_blob(theirs, self.layer)
+        served = OurRegistry(directory, self.script) if kind == "kubelite" else DockerRegistry(directory)
+        self.served.append(served)
         try:
+            served.start()
+            blob = served.blob_path(self.layer) if isinstance(served, OurRegistry) else \
+                docker_registry_blob(served, self.layer)
             yield served.host, blob
+        except AssertionError as e:  # docker-registry did not start (its log is in the message)
+            raise BenchFailure(str(e)) from None
         finally:
             served.stop()
             self.served.remove(served)

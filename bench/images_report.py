@@ -132,7 +132,8 @@ def rate_cell(transfers: Sequence[Transfer], size: int, client: str, registry: s
         return "—"
     rates = [mbps(size, t.seconds) for t in chosen]
     seconds = statistics.median(t.seconds for t in chosen)
-    return f"{mbps(size, seconds):.0f} ({min(rates):.0f}–{max(rates):.0f}); {seconds:.2f} s"
+    spread_text = f" ({min(rates):.0f}–{max(rates):.0f})" if len(rates) > 1 else ""
+    return f"{mbps(size, seconds):.0f}{spread_text}; {seconds:.2f} s"
 
 
 def registry_table(transfers: Sequence[Transfer], size: int) -> list[str]:

@@ -115,6 +115,8 @@ def test_registry_table_has_a_row_per_measured_pairing() -> None:
     assert table[2] == "| kubelite → kubelite | 50 (25–100); 2.00 s | 25 (12–50); 4.00 s |"
     assert table[3] == "| skopeo → docker-registry | 100 (100–200); 1.00 s | 100 (100–200); 1.00 s |"
     assert len(table) == 4  # the pairings not measured have no row
+    single = registry_table([Transfer("skopeo", "kubelite", "push", 0.5)], SIZE)
+    assert single[2] == "| skopeo → kubelite | 200; 0.50 s | — |"
 
 
 def test_ratios_are_ours_over_theirs_and_flag_what_is_much_slower() -> None:
