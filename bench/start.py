@@ -181,7 +181,9 @@ def bench(work: Path, counts: list[int], *, runs: int, idle: float) -> tuple[dic
 
 def report(results: dict[int, list[Timing]], memory: dict[int, Idle], floors: Floors, *,
            idle: float, runs: int) -> None:
-    print(f"\n### time-to-k8s, median of {runs} runs\n")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
+                            check=False).stdout.strip() or "unknown"
+    print(f"\n### time-to-k8s, median of {runs} runs ({time.strftime('%Y-%m-%d %H:%M')}, commit {commit})\n")
     for lines in (phase_table(results), steps_table(results), ratio_lines(results, floors),
                   memory_table(memory, idle=idle)):
         print("\n".join(lines) + "\n")
@@ -229,11 +231,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
-    began = time.monotonic()
     try:
         if not args.no_wait:
             wait_for_other_e2e(args.max_wait)
-        began = time.monotonic()
+        began, load_before = time.monotonic(), os.getloadavg()[0]
         with work_dir() as work:
             results, memory, floors = bench(work, args.nodes, runs=args.runs, idle=args.idle)
     except KeyboardInterrupt:
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     report(results, memory, floors, idle=args.idle, runs=args.runs)
-    print(f"bench took {time.monotonic() - began:.0f}s (load average now {os.getloadavg()[0]:.1f})")
+    print(f"bench took {time.monotonic() - began:.0f}s; 1-minute load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after (2 cores: other work on the machine skews the figures)")
     return 0
 
 
