@@ -143,6 +143,7 @@ class Kubelet:
         await self.pods.cleanup_orphans()
         self._start_log_rotation()
         self.registered.set()
+        self.pods.resync_waiting()  # pods that arrived before the Node was read
         if self._readiness.ready:
             self.record(self.node_ref, "Normal", "NodeReady", f"Node {self.name} status is now: NodeReady")
 

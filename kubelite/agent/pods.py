@@ -250,6 +250,10 @@ class PodManager:
 
     async def _sandbox(self, pod: Obj) -> PodRuntimeStatus | None:
         uid = _uid(pod)
+        if not self.kubelet.registered.is_set():  # the Node (and its podCIDR) is not read yet: no
+            self._waiting.add(uid)                # failure to report, registration resyncs the pod
+            await self._write_status(pod, waiting_reason="ContainerCreating")
+            return None
         try:
             await self.runtime.create_sandbox(pod, host_ip=self.kubelet.node_config.internal_ip)
         except SandboxError as exc:

@@ -149,6 +149,21 @@ def test_6_update_the_app(k: LocalCluster) -> None:
     wait_for(lambda: all(curl(NODE_IPS[0], port).endswith("v=2") for _ in range(6)), timeout=20, what="v2 again")
 
 
+def test_6_an_update_to_a_missing_image_is_undone(k: LocalCluster) -> None:
+    missing = f"localhost:{k.registry_port}/kubernetes-bootcamp:v10"  # the cluster registry has no v10
+    k.kubectl("set", "image", f"deployments/{APP}", f"{APP}={missing}")
+    wait_for(lambda: re.search(r"(ErrImagePull|ImagePullBackOff)", k.kubectl("get", "pods")), timeout=60,
+             what="the new pod failing to pull")
+    assert re.search(rf"^{APP}\s+2/2\s+1\s+2\s+", k.kubectl("get", "deployments"), re.M)  # the old pods serve
+    # kubectl 1.37 shows events for several objects only when asked (kubernetes PR 137145)
+    wait_for(lambda: f'Failed to pull image "{missing}"' in k.kubectl("describe", "pods", "-l", f"app={APP}",
+                                                                     "--show-events=true"),
+             timeout=30, what="the Failed event in describe")
+    k.kubectl("rollout", "undo", f"deployments/{APP}")
+    k.kubectl("rollout", "status", f"deployments/{APP}", "--timeout=120s")
+    assert all(p["spec"]["containers"][0]["image"] == V2 for p in k.running(f"app={APP}", 2))
+
+
 def test_7_load_balancer_and_kubelite_service(k: LocalCluster) -> None:
     k.kubectl("expose", f"deployment/{APP}", "--name", "bootcamp-lb", "--type=LoadBalancer", "--port", "80",
               "--target-port", "8080")
