@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubelite.client.resources import CONFIGMAPS, SECRETS
 from kubelite.objects.errors import NotFound
 from kubelite.objects.validation.quantity import QuantityError, parse_quantity
 
@@ -133,6 +132,9 @@ def _b64(value: Any) -> bytes:
 
 async def fetch_sources(client: Client, namespace: str, config_maps: Iterable[str],
                         secrets: Iterable[str]) -> Sources:
+    # imported here: the image builder uses this module's expansion without the API client (aiohttp)
+    from kubelite.client.resources import CONFIGMAPS, SECRETS
+
     sources = Sources()
     for name in sorted(set(config_maps)):
         try:
