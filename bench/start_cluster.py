@@ -9,7 +9,6 @@ background and timestamps its progress lines; `ReadyzPoller` notes the API serve
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.start_probes import Shape, leftovers
-from tests.integration.conftest import KUBECTL
+from tests.e2e.local_fixtures import LocalCluster
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = Shape(name="klb", bridge="klb0",
@@ -60,35 +59,22 @@ def free_ports(count: int) -> list[int]:
 
 
 @dataclass
-class Cluster:
-    root: Path
-    nodes: int
-    port: int = 0
-    dns_port: int = 0
-    registry_port: int = 0
+class Cluster(LocalCluster):
+    """The e2e fixtures' cluster helpers (data dir, $HOME, kubectl) with the bench's shape, its node
+    count, and ports free for UDP as well (the DNS port)."""
+    nodes: int = 1
     delete_seconds: float = 0.0  # how long `kubelite delete` took, once done
 
     def __post_init__(self) -> None:
         self.port, self.dns_port, self.registry_port = free_ports(3)
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "HOME": str(self.root / "home"), "KUBECONFIG": ""}
 
     def start_argv(self) -> list[str]:
         return [sys.executable, "-m", "kubelite.cli.main", "start", "--nodes", str(self.nodes), "--runtime", "runc",
                 "--data-dir", str(self.data), "--port", str(self.port), "--dns-port", str(self.dns_port),
                 "--registry-port", str(self.registry_port), *SHAPE_ARGS]
 
-    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([KUBECTL, f"--cache-dir={self.root / 'kube-cache'}", *args], capture_output=True,
-                              text=True, env=self.env, input=stdin, timeout=STEP_TIMEOUT, check=False)
-
     def delete(self) -> subprocess.CompletedProcess[str]:
+        """`kubelite delete` in a session of its own, out of reach of a terminal's Ctrl-C."""
         return subprocess.run([sys.executable, "-m", "kubelite.cli.main", "delete", "--data-dir", str(self.data)],
                               capture_output=True, text=True, env=self.env, cwd=REPO, timeout=120, check=False,
                               start_new_session=True)
@@ -178,7 +164,7 @@ def cluster_session(work: Path, nodes: int, label: str) -> Iterator[Cluster]:
     removed keeps its data dir, for `kubelite delete` by hand."""
     root = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=work))
     (root / "home").mkdir()
-    cluster = Cluster(root, nodes)
+    cluster = Cluster(root, nodes=nodes)
     failed = True
     try:
         yield cluster

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bench.start import app_manifest, node_counts
+from bench.start import app_manifest, dns_answered, node_counts
 from bench.start_cluster import SHAPE, step_key
 from bench.start_probes import Floors, Proc, route_inside
 from bench.start_report import Idle, Timing, cell, memory_table, phase_table, ratio_lines, steps_table
@@ -57,6 +57,19 @@ def test_the_app_is_a_deployment_and_a_nodeport_service_that_selects_it() -> Non
 ])
 def test_progress_lines_are_the_same_row_for_every_cluster_size(line: str, key: str) -> None:
     assert step_key(line) == key
+
+
+NSLOOKUP = "Server:\t\t198.19.176.10\nAddress:\t198.19.176.10:53\n\n"
+
+
+def test_dns_answers_with_the_services_address() -> None:
+    assert dns_answered(NSLOOKUP + "Name:\tkubernetes.default.svc.cluster.local\nAddress: 198.19.176.1\n\n")
+
+
+@pytest.mark.parametrize("answer", ["", "** server can't find kubernetes.default.svc.cluster.local: NXDOMAIN\n",
+                                    "Name:\tkubernetes.default.svc.cluster.local\nAddress: 198.19.176.12\n"])
+def test_the_dns_servers_own_address_is_no_answer(answer: str) -> None:
+    assert not dns_answered(NSLOOKUP + answer)  # "Address: 198.19.176.10:53" starts like the answer
 
 
 def test_node_counts() -> None:
