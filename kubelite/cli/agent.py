@@ -111,6 +111,8 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--registry-mirror", action="append", default=[], metavar="NAME=URL",
                        help="try URL first for images of registry NAME, e.g. "
                             "localhost:5000=http://198.19.128.1:5000 (repeatable)")
+    group.add_argument("--pull-only-from", action="append", default=[], metavar="HOST:PORT",
+                       help="pull from these registry hosts only, never from others (offline nodes; repeatable)")
 
 
 def add_node_arguments(parser: argparse.ArgumentParser, *, measured: bool = False) -> None:

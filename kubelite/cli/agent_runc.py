@@ -117,7 +117,7 @@ def _serve_runc(args: argparse.Namespace, paths: NodePaths, conn: Any, node: Any
     try:  # the store, able to pull with the node's registry settings
         images = node_images(ImageStore(args.images_dir or paths.images), data_dir=paths.data_dir,
                              config_path=args.registries_config, insecure=args.insecure_registry,
-                             mirrors=args.registry_mirror)
+                             mirrors=args.registry_mirror, only=args.pull_only_from)
     except RegistryConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
 

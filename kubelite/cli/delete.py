@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         if spec.runtime == "runc":
             _delete_nft_table(f"{spec.name}-host")
             spec.guard_routes(present=False)
+            spec.egress(present=False)
             remove_bridge(spec.network)
     else:
         from kubelite.cli.stop import run as stop

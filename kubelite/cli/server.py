@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="host:port list (comma-separated) the cluster DNS listens on, UDP and TCP")
     parser.add_argument("--dns-upstream", action="append", default=[], metavar="HOST[:PORT]",
                         help="resolver for names outside the cluster (repeatable; default: /etc/resolv.conf)")
+    parser.add_argument("--no-dns-forward", action="store_true",
+                        help="answer only cluster names; forward nothing to other resolvers (offline clusters)")
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
     parser.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                           cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size,
                           node_monitor_grace_period=args.node_monitor_grace_period,
                           dns=not args.no_dns, dns_listen=args.dns_listen,
-                          dns_upstreams=tuple(args.dns_upstream), cluster_domain=args.cluster_domain,
+                          dns_upstreams=tuple(args.dns_upstream), dns_forward=not args.no_dns_forward,
+                          cluster_domain=args.cluster_domain,
                           controllers=args.controllers, scheduler=not args.no_scheduler, identity=args.identity,
                           leader_lease_duration=args.leader_elect_lease_duration,
                           leader_renew_deadline=args.leader_elect_renew_deadline,

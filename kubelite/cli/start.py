@@ -33,7 +33,7 @@ HOLLOW_PREFIX = "kubelite-"
 SHAPE_FLAGS = {"port": "port", "bridge": "bridge", "node_network": "node_network", "cluster_cidr": "cluster_cidr",
                "service_cidr": "service_cidr", "lb_pool": "lb_pool", "dns_port": "dns_port",
                "node_monitor_grace_period": "node_monitor_grace_period", "runtime": "runtime", "name": "name",
-               "registry_port": "registry_port", "pod_network": "pod_network"}
+               "registry_port": "registry_port", "pod_network": "pod_network", "offline": "offline"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--pod-network", choices=("host-gw", "vxlan"), default=None,
                        help="how pods reach other nodes' pods: routes via the nodes (host-gw, the default) "
                             "or a VXLAN overlay")
+    shape.add_argument("--offline", action="store_true", default=None,
+                       help="nothing leaves this machine: nodes pull only from the cluster registry (and use "
+                            "the images on the machine), the cluster DNS forwards no other names")
     shape.add_argument("--node-monitor-grace-period", type=float, default=None,
                        help="seconds without a heartbeat before a node is NotReady (default: 40)")
 
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
         ensure_bridge(spec.network)
         spec.guard_routes()
+        spec.egress()
     step("Starting the control plane (API server, controllers, scheduler, DNS, registry)")
     cluster.server.start(cluster.server_args() + (["--datastore", args.datastore] if args.datastore else []))
     if not _wait_ready(cluster.server, spec.port, cluster.kubeconfig):

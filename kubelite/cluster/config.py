@@ -35,6 +35,7 @@ class ServerConfig:
     dns: bool = True  # serve the cluster DNS (kubelite/dns) and create the kube-dns Service
     dns_listen: str = "127.0.0.1:10053"  # comma-separated host:port list (UDP and TCP); port 0 picks one
     dns_upstreams: tuple[str, ...] = ()  # host[:port] resolvers for other names; () reads /etc/resolv.conf
+    dns_forward: bool = True  # False: other names get no answer from elsewhere (offline clusters)
     cluster_domain: str = "cluster.local"
     registry: bool = True  # serve the image registry (kubelite/images/registry) from <data_dir>/registry
     registry_listen: str = "127.0.0.1:5000"  # comma-separated host:port list; port 0 picks one

@@ -40,6 +40,7 @@ class ClusterSpec:
     registry_port: int = 5000
     node_monitor_grace_period: float = 40.0
     pod_network: str = "host-gw"  # routes between nodes' pods: host-gw, or vxlan (an overlay)
+    offline: bool = False  # nodes pull only from the cluster registry; DNS forwards nothing
     nodes: dict[str, int] = field(default_factory=dict)  # name -> index
 
     @property
@@ -57,6 +58,21 @@ class ClusterSpec:
         import zlib
 
         return 200 + zlib.crc32(self.name.encode()) % 50
+
+    def egress(self, *, present: bool = True) -> None:
+        """The host's egress table for this cluster (kubelite.cluster.egress): masquerade out, or,
+        offline, nothing out."""
+        from kubelite.cluster import egress
+
+        if not present:
+            egress.remove(self.name)
+            return
+        ranges = [self.node_network, self.cluster_cidr, self.service_cidr, self.lb_pool]
+        egress.apply(egress.ruleset(self.name, sources=[self.node_network, self.cluster_cidr],
+                                    cluster_ranges=ranges, offline=self.offline))
+        if not self.offline:  # masquerading forwards; Docker turns it on for the same reason
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+                f.write("1\n")
 
     def guard_routes(self, *, present: bool = True) -> None:
         from kubelite.cluster.netns import guard_routes
@@ -141,6 +157,8 @@ class LocalCluster:
         args = ["server", "--data-dir", str(self.data_dir), "--port", str(s.port),
                 "--service-cidr", s.service_cidr, "--cluster-cidr", s.cluster_cidr, "--lb-pool", s.lb_pool,
                 "--node-monitor-grace-period", str(s.node_monitor_grace_period)]
+        if s.offline:
+            args.append("--no-dns-forward")
         if s.runtime != "runc":
             return [*args, "--dns-listen", f"127.0.0.1:{s.dns_port}", "--registry-listen", f"127.0.0.1:{s.registry_port}"]
         return [*args, "--advertise-address", host, "--dns-listen", f"127.0.0.1:{s.dns_port},{host}:{s.dns_port}",
@@ -156,7 +174,8 @@ class LocalCluster:
                 "--netns-prefix", f"{s.name}{index}", "--cgroup-parent", f"{s.name}/{name}",
                 "--cni-bridge", "cni0", "--cluster-dns", s.dns_service_ip, "--cluster-cidr", s.cluster_cidr,
                 "--proxy-table", s.name, "--pod-routes", s.pod_network,
-                *[x for name in self.registry_names for x in ("--registry-mirror", f"{name}={self.registry_url}")]]
+                *[x for name in self.registry_names for x in ("--registry-mirror", f"{name}={self.registry_url}")],
+                *(["--pull-only-from", self.registry_url.removeprefix("http://")] if s.offline else [])]
 
     @property
     def registry_names(self) -> list[str]:

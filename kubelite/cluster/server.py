@@ -86,7 +86,7 @@ class ServerRuntime:
         listen address in use is logged, not fatal: the API matters more than a second DNS."""
         from kubelite.dns.server import DnsServer, parse_listen
 
-        upstreams = list(self.config.dns_upstreams) or None
+        upstreams = (list(self.config.dns_upstreams) or None) if self.config.dns_forward else []
         self.dns = DnsServer(self.internal_client, listen=parse_listen(self.config.dns_listen),
                              zone=self.config.cluster_domain, dns_ip=self.config.dns_service_ip,
                              upstreams=upstreams)

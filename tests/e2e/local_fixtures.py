@@ -32,7 +32,7 @@ from tests.integration.conftest import KUBECTL, free_port
 NAME = "klt"
 SHAPE = {"--name": NAME, "--bridge": f"{NAME}0", "--node-network": "198.19.132.0/24",
          "--cluster-cidr": "198.18.208.0/20", "--service-cidr": "198.19.160.0/20", "--lb-pool": "198.19.202.0/24",
-         "--node-monitor-grace-period": "6"}
+         "--node-monitor-grace-period": "6", "--offline": ""}  # nothing leaves the machine
 HOST_IP = "198.19.132.1"
 NODE_IPS = ("198.19.132.2", "198.19.132.3")
 TIMEOUT = 90.0
@@ -84,7 +84,7 @@ class LocalCluster:
                               capture_output=True, text=True, env=self.env, timeout=timeout)
 
     def start(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        shape = [x for kv in SHAPE.items() for x in kv]
+        shape = [x for kv in SHAPE.items() for x in kv if x]
         nodes = [] if "--nodes" in extra else ["--nodes", "2"]
         return self.kubelite("start", *nodes, "--port", str(self.port), "--dns-port", str(self.dns_port),
                              "--registry-port", str(self.registry_port), *shape, *extra)

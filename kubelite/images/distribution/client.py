@@ -188,11 +188,17 @@ class RegistryClient:
 
     # -- manifests -----------------------------------------------------------------------------------
 
+    def _pull_endpoints(self, registry: str) -> list[Endpoint]:
+        endpoints = self.hosts.pull_endpoints(registry)
+        if not endpoints:  # --pull-only-from leaves this registry nowhere to go: say so, send nothing
+            raise RegistryUnreachable(f"{registry}: this node pulls only from {', '.join(self.hosts.only)}")
+        return endpoints
+
     async def fetch_manifest(self, registry: str, path: str, reference: str) -> Fetched:
         """The manifest or index `reference` (a tag or a digest) names, from the first endpoint that
         has it."""
         errors: list[Exception] = []
-        for endpoint in self.hosts.pull_endpoints(registry):
+        for endpoint in self._pull_endpoints(registry):
             try:
                 return await self.fetch_manifest_at(endpoint, endpoint.repository(path), reference)
             except (DistributionError, DigestMismatch) as e:
@@ -219,7 +225,7 @@ class RegistryClient:
         """Where `reference` (a tag or digest) resolves, and its descriptor when the endpoint's
         HEAD answer gives the digest (None: fetch the manifest by tag to learn it)."""
         errors: list[Exception] = []
-        for endpoint in self.hosts.pull_endpoints(registry):
+        for endpoint in self._pull_endpoints(registry):
             repository = endpoint.repository(path)
             url = f"{endpoint.base_url}/v2/{repository}/manifests/{reference}"
             try:

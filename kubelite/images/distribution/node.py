@@ -64,7 +64,7 @@ def pod_keyring(secrets: Iterable[dict[str, Any]]) -> Keyring:
 
 
 def load_hosts(*, data_dir: Path | None, config_path: Path | None = None, insecure: Iterable[str] = (),
-               mirrors: Iterable[str] = ()) -> RegistryHosts:
+               mirrors: Iterable[str] = (), only: Iterable[str] = ()) -> RegistryHosts:
     """registries.yaml (the given path must exist; the default one may be absent) plus flags;
     raises RegistryConfigError."""
     if config_path is not None:
@@ -73,10 +73,10 @@ def load_hosts(*, data_dir: Path | None, config_path: Path | None = None, insecu
         hosts = RegistryHosts.load(default_config_path(data_dir))
     else:
         hosts = RegistryHosts()
-    return hosts.with_flags(insecure=insecure, mirrors=mirrors)
+    return hosts.with_flags(insecure=insecure, mirrors=mirrors, only=only)
 
 
 def node_images(store: ImageStore, *, data_dir: Path, config_path: Path | None = None,
-                insecure: Iterable[str] = (), mirrors: Iterable[str] = ()) -> NodeImages:
-    hosts = load_hosts(data_dir=data_dir, config_path=config_path, insecure=insecure, mirrors=mirrors)
+                insecure: Iterable[str] = (), mirrors: Iterable[str] = (), only: Iterable[str] = ()) -> NodeImages:
+    hosts = load_hosts(data_dir=data_dir, config_path=config_path, insecure=insecure, mirrors=mirrors, only=only)
     return NodeImages(store, hosts=hosts, data_dir=data_dir)

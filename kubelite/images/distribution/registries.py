@@ -107,6 +107,7 @@ class RegistryHosts:
     mirrors: Mapping[str, Mirror] = field(default_factory=dict)
     configs: Mapping[str, HostConfig] = field(default_factory=dict)
     insecure: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()  # when set, pulls reach these hosts (host:port) and no others
 
     # -- decisions (pure) -------------------------------------------------------------------------
 
@@ -117,14 +118,16 @@ class RegistryHosts:
         return any(_insecure_match(pattern, hostname, port) for pattern in self.insecure)
 
     def pull_endpoints(self, registry: str) -> list[Endpoint]:
-        """Where to pull `registry`'s images from, in order: its mirrors, then itself."""
+        """Where to pull `registry`'s images from, in order: its mirrors, then itself (only those
+        `only` allows, when set: none at all for a registry it does not cover)."""
         mirror = self.mirrors.get(registry) or self.mirrors.get("*")
         endpoints = []
         for url in (mirror.endpoints if mirror else ()):
             endpoint = self._endpoint(registry, url, mirror=True, rewrites=mirror.rewrites if mirror else ())
             if endpoint.base_url != self.push_endpoint(registry).base_url:
                 endpoints.append(endpoint)
-        return [*endpoints, self.push_endpoint(registry)]
+        candidates = [*endpoints, self.push_endpoint(registry)]
+        return [e for e in candidates if e.host in self.only] if self.only else candidates
 
     def push_endpoint(self, registry: str) -> Endpoint:
         """The registry itself (Docker Hub's name maps to its API host)."""
@@ -142,8 +145,10 @@ class RegistryHosts:
 
     # -- building -----------------------------------------------------------------------------------
 
-    def with_flags(self, *, insecure: Iterable[str] = (), mirrors: Iterable[str] = ()) -> RegistryHosts:
-        """Add `--insecure-registry HOST` and `--registry-mirror NAME=URL` values."""
+    def with_flags(self, *, insecure: Iterable[str] = (), mirrors: Iterable[str] = (),
+                   only: Iterable[str] = ()) -> RegistryHosts:
+        """Add `--insecure-registry HOST`, `--registry-mirror NAME=URL` and `--pull-only-from HOST`
+        values."""
         merged = dict(self.mirrors)
         for flag in mirrors:
             name, sep, url = flag.partition("=")
@@ -154,7 +159,7 @@ class RegistryHosts:
             old = merged.get(name, Mirror())
             merged[name] = replace(old, endpoints=(*old.endpoints, url.rstrip("/")))
         extra = tuple(_check_insecure(h, "--insecure-registry") for h in insecure)
-        return replace(self, mirrors=merged, insecure=(*self.insecure, *extra))
+        return replace(self, mirrors=merged, insecure=(*self.insecure, *extra), only=(*self.only, *only))
 
     @classmethod
     def load(cls, path: Path, *, missing_ok: bool = True) -> RegistryHosts:
