@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -89,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         spec.egress()
     step("Starting the control plane (API server, controllers, scheduler, DNS, registry)")
     cluster.server.start(cluster.server_args() + (["--datastore", args.datastore] if args.datastore else []))
+    images = _prepare_images(cluster)  # while the server starts: they need no API
     if not _wait_ready(cluster.server, spec.port, cluster.kubeconfig):
         return _failed(cluster.server, "the API server did not become ready")
+    if images is not None:
+        images.join()
     if previous is not None and previous.runtime == "runc":
         _remove_nodes(LocalCluster(args.data_dir, previous), [n for n in previous.nodes if n not in spec.nodes])
     save_spec(args.data_dir, spec)
@@ -177,15 +181,30 @@ def _start_nodes(cluster: LocalCluster) -> Daemon | None:
                       "--prefix", HOLLOW_PREFIX])
         count_file.write_text(f"{len(spec.nodes)}\n")
         return None
-    from kubelite.images.store import ImageStore
-    from kubelite.images.testimages import ensure_test_images
-
-    step("Preparing the offline test images (busybox, httpd, kubernetes-bootcamp)")
-    ensure_test_images(ImageStore(cluster.images_dir))
     for name in spec.nodes:
         step(f"Starting node {name} ({spec.network.node_ip(spec.nodes[name])}, runc)")
         cluster.start_node(name)
     return None
+
+
+def _prepare_images(cluster: LocalCluster) -> threading.Thread | None:
+    """The offline test images in the nodes' image store, built in a thread (runc nodes only)."""
+    if cluster.spec.runtime != "runc":
+        return None
+
+    def build() -> None:
+        from kubelite.images.store import ImageStore
+        from kubelite.images.testimages import ensure_test_images
+
+        try:
+            ensure_test_images(ImageStore(cluster.images_dir))
+        except (OSError, ValueError) as exc:  # the cluster works without them
+            print(f"warning: the offline test images were not built: {exc}", file=sys.stderr)
+
+    step("Preparing the offline test images (busybox, httpd, kubernetes-bootcamp)")
+    thread = threading.Thread(target=build, name="test-images", daemon=True)
+    thread.start()
+    return thread
 
 
 def _read_int(path: Path) -> int:
