@@ -17,6 +17,7 @@ import ctypes
 import fcntl
 import gzip
 import hashlib
+import io
 import lzma
 import os
 import re
@@ -28,13 +29,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from kubelite.images.blobs import hex_of
 from kubelite.images.layers import LayerError, Unpacker, plan
 
 _HEX = re.compile(r"[a-f0-9]{64}")
 _GZIP, _ZSTD, _BZIP2, _XZ = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ"
+READ_BUFFER = 1 << 20  # between the decompressor (and the diff-ID hash) and tarfile
 
 
 @dataclass(frozen=True)
@@ -45,20 +47,39 @@ class UnpackResult:
     seconds: float = 0.0
 
 
-class _Hashing:
-    """A read-only stream that hashes what passes through it (the tar stream -> the diff ID)."""
+class _Hashing(io.RawIOBase):
+    """A read-only stream that hashes what passes through it (the tar stream -> the diff ID).
+
+    It sits under a 1 MiB `io.BufferedReader`: tarfile's stream mode asks for 10 KiB records, which
+    the buffer serves from memory, so the decompressor is read and sha256 updated once per MiB
+    (5-10 % less CPU per unpack here). tarfile's own `bufsize` stays at one record: its stream
+    buffer is re-sliced on every read, so 1 MiB there copies up to a megabyte per tar header and
+    per chunk of file data (measured: 1.5-2x the CPU, worst for layers of many small files)."""
 
     def __init__(self, src: IO[bytes]) -> None:
+        super().__init__()
         self.src = src
         self.hasher = hashlib.sha256()
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
-        self.hasher.update(data)
-        return data
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        readinto = getattr(self.src, "readinto", None)
+        if readinto is not None:
+            n = readinto(view) or 0
+        else:  # a stream without readinto (none of ours today): copy
+            data = self.src.read(len(view))
+            n = len(data)
+            view[:n] = data
+        self.hasher.update(view[:n])
+        return n
 
     def drain(self) -> str:
-        while self.read(1 << 20):
+        """Hash what is left after the tar's end (padding): the diff ID covers the whole stream."""
+        buffer = bytearray(READ_BUFFER)
+        while self.readinto(buffer):
             pass
         return "sha256:" + self.hasher.hexdigest()
 
@@ -118,9 +139,17 @@ def unpack_layer(blob: Path, dest: Path, *, diff_id: str | None, privileged: boo
 
 
 def _extract(stream: _Hashing, dest: Path, *, privileged: bool) -> int:
+    buffered = io.BufferedReader(stream, READ_BUFFER)
+    try:
+        return _extract_tar(buffered, dest, privileged=privileged)
+    finally:
+        buffered.detach()  # the hashing stream stays open: the caller drains it for the diff ID
+
+
+def _extract_tar(stream: IO[bytes], dest: Path, *, privileged: bool) -> int:
     unpacker = Unpacker(dest, privileged=privileged)
     try:
-        archive = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+        archive = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (a stream: nothing to close)
     except tarfile.ReadError as e:
         if "empty file" in str(e):
             return 0
