@@ -71,6 +71,15 @@ def a_pod(cluster: LocalCluster) -> str:
     return str(cluster.pods("app=web")[0]["metadata"]["name"])
 
 
+def test_an_offline_cluster_contacts_no_registry_outside(cluster: LocalCluster) -> None:
+    cluster.kubectl("run", "remote", "--image=docker.io/library/not-on-this-machine:1.0", "--restart=Never")
+    wait_for(lambda: "this node pulls only from 198.19.132.1:" in cluster.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=remote,reason=Failed"), what="the refusal")
+    egress = subprocess.run(["nft", "list", "table", "ip", f"{NAME}-egress"], capture_output=True, text=True).stdout
+    assert "drop" in egress and "masquerade" not in egress
+    cluster.kubectl("delete", "pod", "remote", "--grace-period=0", "--force")
+
+
 def test_nodes_are_namespaces_on_the_bridge(cluster: LocalCluster) -> None:
     nodes = cluster.json("get", "nodes")["items"]
     addresses = sorted(a["address"] for n in nodes for a in n["status"]["addresses"] if a["type"] == "InternalIP")
