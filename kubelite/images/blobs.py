@@ -6,6 +6,12 @@ the staged files into `blobs/`. An import that fails anywhere aborts its ingest 
 store as it was. A blob's path is its digest, so committing a blob that exists is a no-op and two
 writers of the same content cannot conflict. Blobs are never modified; `delete` is for the
 garbage collector, which runs under the store lock.
+
+`Staging` is several ingests seen as one: a pull stages each concurrent transfer in an ingest of
+its own, and the store adopts them all in one step (renames in the same file system: no second
+copy or hash). Committing is all or nothing: a failure part-way, or `rollback` afterwards (the
+store's naming step failed), removes the blobs this commit added, so no blob appears without
+the name it was adopted for.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -122,14 +129,66 @@ class Ingest:
             self.staged[actual] = target
         return actual, total
 
-    def commit(self) -> None:
-        for digest, staged in self.staged.items():
-            os.replace(staged, self.blobs.path(digest))
-        self.staged.clear()
+    def commit(self) -> list[str]:
+        """Publish the staged blobs (with the store lock held); returns the digests that were new."""
+        return Staging(self.blobs, [self]).commit()
 
     def abort(self) -> None:
         self.staged.clear()
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class Staging:
+    """Blobs staged in several ingests of one store, read and committed as one."""
+
+    def __init__(self, blobs: BlobStore, ingests: Iterable[Ingest]) -> None:
+        self.blobs = blobs
+        self.ingests = list(ingests)
+        for ingest in self.ingests:
+            if ingest.blobs.root != blobs.root:  # a rename must stay in the store's file system
+                raise ValueError(f"ingest {ingest.staging} belongs to another store than {blobs.root}")
+
+    def path(self, digest: str) -> Path:
+        """Where the blob can be read now: staged in one of the ingests, or already in the store."""
+        for ingest in self.ingests:
+            if digest in ingest.staged:
+                return ingest.staged[digest]
+        return self.blobs.path(digest)
+
+    def has(self, digest: str) -> bool:
+        return any(digest in ingest.staged for ingest in self.ingests) or self.blobs.exists(digest)
+
+    def commit(self) -> list[str]:
+        """Rename every staged blob into `blobs/` (call with the store lock held, so no collector
+        runs in between); returns the digests that were not in the store before. All or nothing."""
+        added: list[str] = []
+        try:
+            for ingest in self.ingests:
+                for digest, staged in list(ingest.staged.items()):
+                    target = self.blobs.path(digest)
+                    if not target.exists():  # same digest, same bytes: an existing blob stays as it is
+                        os.rename(staged, target)
+                        added.append(digest)
+                    del ingest.staged[digest]
+            if added:
+                _fsync_dir(self.blobs.dir)  # the renames are durable before a name can point at them
+        except BaseException:
+            self.rollback(added)
+            raise
+        return added
+
+    def rollback(self, added: Iterable[str]) -> None:
+        """Remove blobs a commit added (the store lock still held: nothing can have named them)."""
+        for digest in added:
+            self.blobs.delete(digest)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _check(actual: str, size: int, want: str | None, want_size: int | None) -> None:

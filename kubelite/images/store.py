@@ -4,13 +4,17 @@
     <root>/blobs/sha256/<hex>       manifests, indexes, configs and layers, content-addressed
     <root>/snapshots/<hex>/         one unpacked directory per layer diff ID (overlay lower dirs)
     <root>/ingest/, locks/, lock    staging for imports; per-layer unpack locks; the index lock
+    <root>/leases/                  what operations in progress need kept (leases.py)
 
 Imports stage and verify every blob, unpack (and so verify) every layer, and only then publish
-blobs and names together under the store lock: a failed import stores nothing. `get` is what the
-kubelet calls before creating a container (blocking; run it in a thread): it resolves the name,
-re-unpacks any snapshot that is missing, and returns the layer directories lowest first.
-Removing names never deletes content; `gc` (run by `remove`) deletes the blobs and snapshots no
-name reaches, except snapshots some mount still uses.
+blobs and names together under the store lock (publish.py): a failed import stores nothing. A
+pull stages and verifies its blobs itself (one ingest per transfer) and hands them to `adopt`,
+which publishes them the same way by renaming the staged files (no second copy or hash). `get`
+is what the kubelet calls before creating a container (blocking; run it in a thread): it resolves
+the name, re-unpacks any snapshot that is missing, and returns the layer directories lowest
+first. Removing names never deletes content; `gc` (run by `remove`) deletes the blobs and
+snapshots no name and no lease (leases.py: an import or pull in progress) reaches, except
+snapshots some mount still uses.
 """
 
 from __future__ import annotations
@@ -22,16 +26,18 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from kubelite.images import archive
+from kubelite.images import archive, publish
 from kubelite.images.api import ImageNotFound, ImageRecord, InvalidImageName
 from kubelite.images.archive import Named
-from kubelite.images.blobs import BlobStore, Ingest
+from kubelite.images.blobs import BlobStore, Ingest, Staging
 from kubelite.images.content import ImageContent, resolve
-from kubelite.images.index import Entry, Index, with_name, with_untagged
+from kubelite.images.index import Entry, Index, with_name
+from kubelite.images.leases import Lease, Leases
 from kubelite.images.oci import Descriptor, ImageFormatError
 from kubelite.images.reference import is_image_id, parse
 from kubelite.images.snapshots import Snapshots
@@ -66,6 +72,7 @@ class ImageStore:
         self.snapshots = Snapshots(root, privileged=privileged)
         self.index = Index(root)
         self.index.init_layout()
+        self.leases = Leases(root, self.index.locked)
         self._content: dict[str, ImageContent] = {}
         self.last_unpack_seconds = 0.0  # layers unpacked by the last import or get (a figure for tests)
 
@@ -84,7 +91,7 @@ class ImageStore:
             raise ImageNotFound(f"image {reference!r} was removed from the node's image store") from None
         if missing:
             self.last_unpack_seconds = time.perf_counter() - started
-        return self._record(match.name, content)
+        return self.record(match.name, content)
 
     def list(self) -> builtins.list[ImageRecord]:
         """One record per name (untagged images have no name to pull by); nothing is unpacked."""
@@ -92,7 +99,7 @@ class ImageStore:
         for e in self.index.entries():
             if e.name:
                 try:
-                    records.append(self._record(e.name, self.content(e.target)))
+                    records.append(self.record(e.name, self.content(e.target)))
                 except (FileNotFoundError, ImageFormatError) as err:  # a damaged entry must not hide the rest
                     log.warning("image %s is unreadable: %s", e.name, err)
         return records
@@ -147,7 +154,7 @@ class ImageStore:
     def names_of(self, digest: str) -> builtins.list[str]:
         return sorted(e.name for e in self.index.entries() if e.digest == digest and e.name)
 
-    def _record(self, name: str, content: ImageContent) -> ImageRecord:
+    def record(self, name: str, content: ImageContent) -> ImageRecord:
         return ImageRecord(
             reference=name, id=content.config_digest, digest=content.top.digest,
             config=copy.deepcopy(content.config),
@@ -159,7 +166,7 @@ class ImageStore:
         """Import the images of an OCI layout (a directory or a tar of one); see archive.layout_names."""
         with archive.open_files(path) as files, self.blobs.ingest() as ingest:
             images = archive.read_oci_layout(files, ingest, ref=ref, ref_name=ref_name)
-            return self._publish(images, ingest)
+            return publish.publish(self, images, Staging(self.blobs, [ingest]))
 
     def load_docker_archive(self, path: Path) -> builtins.list[ImageRecord]:
         """`docker load`: a `docker save` tarball (or an OCI archive, as docker accepts)."""
@@ -168,32 +175,18 @@ class ImageStore:
                 images = archive.read_oci_layout(files, ingest)
             else:
                 images = archive.read_docker_archive(files, ingest)
-            return self._publish(images, ingest)
+            return publish.publish(self, images, Staging(self.blobs, [ingest]))
 
-    def _publish(self, images: builtins.list[Named], ingest: Ingest) -> builtins.list[ImageRecord]:
-        started = time.perf_counter()
-        created = []
-        try:
-            for content, _ in images:
-                for layer, diff_id in zip(content.layers, content.diff_ids, strict=True):
-                    result = self.snapshots.ensure(diff_id, ingest.path(layer.digest))
-                    if result.created:
-                        created.append(diff_id)
-        except BaseException:
-            for diff_id in created:
-                self.snapshots.remove(diff_id)
-            raise
-        self.last_unpack_seconds = time.perf_counter() - started
-        with self.index.locked():
-            ingest.commit()
-            entries = self.index.entries()
-            for content, names in images:
-                for name in names:
-                    entries = with_name(entries, name, content.top)
-                if not names:
-                    entries = with_untagged(entries, content.top)
-            self.index.write(entries)
-        return [self._record(name, content) for content, names in images for name in names or [""]]
+    def lease(self, digests: Iterable[str] = ()) -> Lease:
+        """Keep these blobs (and snapshots, by diff ID) from `gc` until the lease is released. Take
+        it before looking at what the store has, and never with the store lock held."""
+        return self.leases.take(digests)
+
+    def adopt(self, name: str, top: Descriptor, *, documents: Mapping[str, bytes],
+              staged: Sequence[Ingest]) -> ImageRecord:
+        """Name `top` over blobs already staged and verified in `staged` (ingests of this store, one
+        per transfer of a pull), renaming them into the store; see publish.adopt."""
+        return publish.adopt(self, name, top, documents=documents, staged=staged)
 
     # -- exports and views -------------------------------------------------------------------------
 
@@ -242,7 +235,7 @@ class ImageStore:
         name = str(ref.with_default_tag())
         with self.index.locked():
             self.index.write(with_name(self.index.entries(), name, entry.target))
-        return self._record(name, self.content(entry.target))
+        return self.record(name, self.content(entry.target))
 
     def remove(self, reference: str, *, prune: bool = True) -> tuple[builtins.list[str], GcResult]:
         """Drop a name; for `repo@digest` every name of that repository on that image; for an image
@@ -275,8 +268,9 @@ class ImageStore:
     def gc(self) -> GcResult:
         result = GcResult()
         with self.index.locked():
-            used_blobs: set[str] = set()
-            used_layers: set[str] = set()
+            leased = self.leases.held()  # an import or pull in progress needs these
+            used_blobs: set[str] = set(leased)
+            used_layers: set[str] = set(leased)
             for e in self.index.entries():
                 content = self.content(e.target)
                 used_blobs |= content.blobs()

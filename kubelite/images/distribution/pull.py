@@ -2,13 +2,16 @@
 
     reference --normalise--> name ----HEAD manifest----> digest (same as the store's? done)
         --GET manifest (verified)--> index? pick this platform's manifest (GET, verified)
+        --lease on every blob the image needs-->
         --config + layers not in the store, 3 at a time--> one Ingest each (verified while streaming)
-        --all there--> ImageStore.import_oci_layout(a layout of those files) --> named, unpacked
+        --all there--> ImageStore.adopt(name, documents, ingests) --> unpacked, blobs moved in, named
 
 Nothing enters the store before every blob is verified: each transfer streams into its own
-ingest (`pipe.stream_into`), and the image is published by the store's own import, which stages
-the blobs again, unpacks the layers and writes blobs and name in one step. Any failure (a digest
-mismatch, a broken transfer, Ctrl-C) aborts the ingests, so the store is as it was. A broken
+ingest (`pipe.stream_into`, digest and size checked), and `ImageStore.adopt` renames the staged
+files into the store and writes the name in one locked step (no second copy or hash). The lease,
+taken before the pull looks at what the store has, keeps a concurrent `gc` from deleting a blob
+the pull then counts on. Any failure (a digest mismatch, a broken transfer, Ctrl-C) aborts the
+ingests and releases the lease, so the store is as it was: no partial blob, no name. A broken
 transfer is retried twice with a fresh ingest.
 
 The image is recorded under its normalised name (`docker.io/library/busybox:latest`), or
@@ -20,20 +23,17 @@ top-level document (its digest is what `Digest:` prints, as Docker and container
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import tempfile
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import Any, TypeVar
 
 from kubelite.images.api import ImageNotFound, ImageRecord
-from kubelite.images.blobs import Ingest, hex_of
+from kubelite.images.blobs import Ingest
 from kubelite.images.distribution.client import Fetched, RegistryClient, pull_scope
 from kubelite.images.distribution.errors import (
     DistributionError,
     NotFound,
-    RegistryError,
     TransferBroken,
     error_from_response,
 )
@@ -41,9 +41,7 @@ from kubelite.images.distribution.pipe import stream_into
 from kubelite.images.distribution.progress import NoProgress, Progress, short_id
 from kubelite.images.distribution.registries import Endpoint
 from kubelite.images.oci import (
-    ANNOTATION_IMAGE_NAME,
     OCI_INDEX,
-    OCI_LAYOUT_VERSION,
     Descriptor,
     ImageFormatError,
     document_kind,
@@ -59,6 +57,7 @@ from kubelite.images.store import ImageStore
 CONCURRENCY = 3
 ATTEMPTS = 3  # per blob, for transfers that break off
 CHUNK = 1 << 20
+T = TypeVar("T")
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
 
 
@@ -123,16 +122,19 @@ async def pull_image(client: RegistryClient, store: ImageStore, reference: str, 
     blobs = list({d.digest: d for d in (manifest.config, *manifest.layers)}.values())
     layer_ids = {d.digest for d in manifest.layers}
     ingests: list[Ingest] = []
+    # before anything looks at what the store has: a gc must not delete a blob the pull then skips
+    lease = await _to_completion(store.lease, {*docs, *(d.digest for d in blobs)}, undo=lambda x: x.release())
     try:
         staged, downloaded = await _fetch_blobs(client, store, top.endpoint, top.repository, blobs, ingests,
                                                 progress=progress, layer_ids=layer_ids, concurrency=concurrency)
         for layer in manifest.layers:
             if layer.digest in staged:
                 progress.update(short_id(layer.digest), "Extracting")
-        record = await asyncio.to_thread(_import, store, name, image_top, docs, staged)
+        record = await _to_completion(store.adopt, name, image_top, documents=docs, staged=list(staged.values()))
     finally:
         for ingest in ingests:
             ingest.abort()
+        lease.release()
     for layer in manifest.layers:
         if layer.digest in staged:
             progress.update(short_id(layer.digest), "Pull complete")
@@ -180,11 +182,11 @@ async def _platform_manifest(client: RegistryClient, top: Fetched, want: dict[st
 
 async def _fetch_blobs(client: RegistryClient, store: ImageStore, endpoint: Endpoint, repository: str,
                        blobs: list[Descriptor], ingests: list[Ingest], *, progress: Progress, layer_ids: set[str],
-                       concurrency: int) -> tuple[dict[str, Path], int]:
+                       concurrency: int) -> tuple[dict[str, Ingest], int]:
     """Every blob not in the store, each into its own ingest (appended to `ingests` for the caller
-    to abort); returns {digest: staged file} and the bytes transferred."""
+    to abort); returns {digest: the ingest holding it} and the bytes transferred."""
     limit = asyncio.Semaphore(max(concurrency, 1))
-    staged: dict[str, Path] = {}
+    staged: dict[str, Ingest] = {}
     totals: dict[str, int] = {}
     todo = []
     for desc in blobs:
@@ -202,7 +204,7 @@ async def _fetch_blobs(client: RegistryClient, store: ImageStore, endpoint: Endp
             report: Callable[[int], None] = (lambda n: progress.update(item, "Downloading", current=n,
                                                                         total=desc.size)) if item else (lambda n: None)
             ingest = await _fetch_blob(client, store, endpoint, repository, desc, on_bytes=report, ingests=ingests)
-            staged[desc.digest] = ingest.path(desc.digest)
+            staged[desc.digest] = ingest
             totals[desc.digest] = desc.size
             if item:
                 progress.update(item, "Download complete")
@@ -248,23 +250,17 @@ async def _fetch_blob(client: RegistryClient, store: ImageStore, endpoint: Endpo
     raise DistributionError(f"blob {desc.digest}: no attempt left")  # pragma: no cover - the loop returns or raises
 
 
-def _import(store: ImageStore, name: str, top: Descriptor, docs: dict[str, bytes], staged: dict[str, Path]) -> ImageRecord:
-    """Publish through the store's OCI-layout import: a layout holding the documents and links to
-    the verified staged blobs (blobs the store has are not asked for)."""
-    store.blobs.ingest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=store.blobs.ingest_dir, prefix="pull-") as tmp:
-        layout = Path(tmp)
-        blob_dir = layout / "blobs" / "sha256"
-        blob_dir.mkdir(parents=True)
-        (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-        entry = {**top.to_json(), "annotations": {ANNOTATION_IMAGE_NAME: name}}
-        (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                                       "manifests": [entry]}))
-        for digest, data in docs.items():
-            (blob_dir / hex_of(digest)).write_bytes(data)
-        for digest, path in staged.items():
-            os.symlink(path, blob_dir / hex_of(digest))
-        records = store.import_oci_layout(layout)
-    if len(records) != 1:
-        raise RegistryError(0, "", f"importing {name} gave {len(records)} images")
-    return records[0]
+async def _to_completion(fn: Callable[..., T], *args: Any, undo: Callable[[T], object] | None = None,
+                         **kwargs: Any) -> T:
+    """`fn` in a thread; a cancellation (Ctrl-C) waits for it to finish before it propagates: the
+    thread may be renaming staged files that the caller's clean-up removes. What it returns after
+    the caller was cancelled goes to `undo` (a lease nobody would release)."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if undo is not None:
+            future.add_done_callback(lambda f: f.cancelled() or f.exception() is not None or undo(f.result()))
+        with contextlib.suppress(BaseException):  # cancelled again: the callback still undoes
+            await asyncio.wait([future])
+        raise
