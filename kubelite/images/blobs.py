@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from kubelite.lib.files import fsync_dir
+
 CHUNK = 1 << 20
 _SHA256 = re.compile(r"sha256:([a-f0-9]{64})")
 
@@ -171,7 +173,7 @@ class Staging:
                         added.append(digest)
                     del ingest.staged[digest]
             if added:
-                _fsync_dir(self.blobs.dir)  # the renames are durable before a name can point at them
+                fsync_dir(self.blobs.dir)  # the renames are durable before a name can point at them
         except BaseException:
             self.rollback(added)
             raise
@@ -181,14 +183,6 @@ class Staging:
         """Remove blobs a commit added (the store lock still held: nothing can have named them)."""
         for digest in added:
             self.blobs.delete(digest)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check(actual: str, size: int, want: str | None, want_size: int | None) -> None:

@@ -60,13 +60,14 @@ class HoldingRegistry(FakeRegistry):
         return response
 
 
-def serve_image(fake: FakeRegistry, image: BuiltImage, repo: str = "team/app", tag: str = "1.0") -> None:
+def registry_for(image: BuiltImage, *, hold_app_layer: bool = True) -> HoldingRegistry:
+    """A registry serving `image` as team/app:1.0; its APP layer held halfway unless told."""
+    fake = HoldingRegistry()
     fake.put_blobs({d: b for d, b in image.blobs.items() if d != image.manifest.digest})
-    fake.put_manifest(repo, tag, OCI_MANIFEST, image.blobs[image.manifest.digest])
-
-
-def app_layer(image: BuiltImage) -> str:
-    return json.loads(image.blobs[image.manifest.digest])["layers"][-1]["digest"]
+    fake.put_manifest("team/app", "1.0", OCI_MANIFEST, image.blobs[image.manifest.digest])
+    if hold_app_layer:
+        fake.hold.add(json.loads(image.blobs[image.manifest.digest])["layers"][-1]["digest"])
+    return fake
 
 
 def leftovers(store: ImageStore) -> dict[str, Any]:
@@ -81,9 +82,7 @@ async def test_an_image_removal_during_a_pull_takes_nothing_the_pull_counts_on(t
     base = build_image([BASE])
     store.import_oci_layout(write_layout(tmp_path / "layout", {"example.com/base:1": base}))
     image = build_image([BASE, APP], cmd=["/app/main"])
-    fake = HoldingRegistry()
-    serve_image(fake, image)
-    fake.hold.add(app_layer(image))
+    fake = registry_for(image)
     async with fake.serve() as host:
         task = asyncio.ensure_future(pull(store, f"{host}/team/app:1.0"))
         await asyncio.wait_for(fake.holding.wait(), 30)  # BASE was found in the store, APP is half here
@@ -102,9 +101,7 @@ async def test_an_image_removal_during_a_pull_takes_nothing_the_pull_counts_on(t
 async def test_a_pull_cancelled_mid_transfer_leaves_nothing(tmp_path: Path) -> None:
     store = ImageStore(tmp_path / "store")
     image = build_image([BASE, APP], cmd=["/app/main"])
-    fake = HoldingRegistry()
-    serve_image(fake, image)
-    fake.hold.add(app_layer(image))
+    fake = registry_for(image)
     async with fake.serve() as host:
         task = asyncio.ensure_future(pull(store, f"{host}/team/app:1.0"))
         await asyncio.wait_for(fake.holding.wait(), 30)  # config and BASE are staged by now or soon
@@ -119,8 +116,7 @@ async def test_a_pull_cancelled_while_adopting_waits_for_it_then_cleans_up(tmp_p
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     store = ImageStore(tmp_path / "store")
     image = build_image([BASE, APP], cmd=["/app/main"])
-    fake = HoldingRegistry()
-    serve_image(fake, image)
+    fake = registry_for(image, hold_app_layer=False)
     entered, proceed = threading.Event(), threading.Event()
     real_adopt = store.adopt
 

@@ -12,11 +12,13 @@ import os
 import threading
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kubelite.images import publish
 from kubelite.images.blobs import DigestMismatch, Ingest, Staging
+from kubelite.images.layers import LayerError
 from kubelite.images.oci import Descriptor, ImageFormatError, canonical_json, digest_of
 from kubelite.images.store import ImageStore
 from kubelite.images.testimages import BuiltImage, LayerBuilder, build_image, write_layout
@@ -46,10 +48,13 @@ def stage(store: ImageStore, image: BuiltImage, *, skip: Collection[str] = ()) -
     return ingests
 
 
-def adopt(store: ImageStore, image: BuiltImage, ingests: list[Ingest], name: str = NAME) -> None:
+def adopt(store: ImageStore, image: BuiltImage, ingests: list[Ingest], name: str = NAME, *,
+          manifest: dict[str, Any] | None = None) -> None:
+    """What a pull does next (`manifest`: one edited from the image's), then abort the ingests."""
+    data = canonical_json(manifest) if manifest is not None else image.blobs[image.manifest.digest]
+    top = Descriptor(image.manifest.media_type, digest_of(data), len(data))
     try:
-        store.adopt(name, image.manifest, documents={image.manifest.digest: image.blobs[image.manifest.digest]},
-                    staged=ingests)
+        store.adopt(name, top, documents={top.digest: data}, staged=ingests)
     finally:
         for ingest in ingests:
             ingest.abort()
@@ -120,15 +125,8 @@ def test_a_descriptor_size_that_disagrees_with_the_staged_file_stores_nothing(st
     image = app_image()
     manifest = json.loads(image.blobs[image.manifest.digest])
     manifest["layers"][1]["size"] += 1  # the staged layer itself is intact
-    data = canonical_json(manifest)
-    top = Descriptor(image.manifest.media_type, digest_of(data), len(data))
-    ingests = stage(store, image)
     with pytest.raises(ImageFormatError, match="descriptor says"):
-        try:
-            store.adopt(NAME, top, documents={top.digest: data}, staged=ingests)
-        finally:
-            for ingest in ingests:
-                ingest.abort()
+        adopt(store, image, stage(store, image), manifest=manifest)
     assert leftovers(store) == NOTHING
 
 
@@ -268,16 +266,10 @@ def test_a_layer_that_fails_to_unpack_leaves_nothing(store: ImageStore) -> None:
     config_bytes = canonical_json(config)
     manifest = json.loads(image.blobs[image.manifest.digest])
     manifest["config"] |= {"digest": digest_of(config_bytes), "size": len(config_bytes)}
-    data = canonical_json(manifest)
-    top = Descriptor(image.manifest.media_type, digest_of(data), len(data))
     ingests = stage(store, image, skip={digest_of(canonical_json(image.config))})
     ingests[0].add_bytes(config_bytes)
-    with pytest.raises(Exception, match="diff ID"):
-        try:
-            store.adopt(NAME, top, documents={top.digest: data}, staged=ingests)
-        finally:
-            for ingest in ingests:
-                ingest.abort()
+    with pytest.raises(LayerError, match="diff ID"):
+        adopt(store, image, ingests, manifest=manifest)
     assert leftovers(store) == NOTHING and store.snapshots.diff_ids() == set()
 
 
