@@ -125,6 +125,9 @@ def add_node_arguments(parser: argparse.ArgumentParser, *, measured: bool = Fals
     parser.add_argument("--ready-delay", type=float, default=0.0,
                         help="seconds before a started container turns Ready (default: %(default)s)")
     parser.add_argument("--no-events", action="store_true", help="record no Events (cheaper at scale)")
+    parser.add_argument("--node-lease-renew-interval", type=float, default=10.0, metavar="SECONDS",
+                        help="how often the node's Lease is renewed and its status checked; keep it well "
+                             "under the server's --node-monitor-grace-period (default: %(default)s)")
 
 
 # ----- credentials -------------------------------------------------------------------------------
@@ -190,7 +193,8 @@ def tls_source(args: argparse.Namespace) -> TlsSource | None:
 def kubelet_config(args: argparse.Namespace, **extra: Any) -> Any:
     from kubelite.agent.config import KubeletConfig
 
-    return KubeletConfig(ready_delay=args.ready_delay, record_events=not args.no_events, **extra)
+    return KubeletConfig(ready_delay=args.ready_delay, record_events=not args.no_events,
+                         renew_interval=args.node_lease_renew_interval, **extra)
 
 
 def run_until_signalled(main: Any, stop: Any) -> None:

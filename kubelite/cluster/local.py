@@ -174,6 +174,8 @@ class LocalCluster:
                 "--netns-prefix", f"{s.name}{index}", "--cgroup-parent", f"{s.name}/{name}",
                 "--cni-bridge", "cni0", "--cluster-dns", s.dns_service_ip, "--cluster-cidr", s.cluster_cidr,
                 "--proxy-table", s.name, "--pod-routes", s.pod_network,
+                # renewed four times per grace period at least, as upstream's 10 s for 40 s
+                "--node-lease-renew-interval", str(min(10.0, s.node_monitor_grace_period / 4)),
                 *[x for name in self.registry_names for x in ("--registry-mirror", f"{name}={self.registry_url}")],
                 *(["--pull-only-from", self.registry_url.removeprefix("http://")] if s.offline else [])]
 
