@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
 SANDBOX_RETRY = 5.0
-RELIST = 1.0  # seconds: upstream's PLEG relist period
 VOLUME_RETRY = 2.0  # nominal seconds
 
 
@@ -101,9 +100,7 @@ class PodManager:
     def update(self, pod: Obj, *, deleted: bool = False) -> None:
         uid = _uid(pod)
         if uid:
-            written = self._written.get(uid)
-            echo = written is not None and _rv(pod) <= _rv(written)  # our own status write, back
-            self.workers.update(uid, pod, deleted=deleted, echo=echo)
+            self.workers.update(uid, pod, deleted=deleted)
 
     def resync(self, uid: str) -> None:
         self.workers.resync(uid)
@@ -215,8 +212,6 @@ class PodManager:
             delay = await self.ops.start(pod, st, start.container, init=start.init)
             if delay:
                 delays.append(delay)
-        if actions.start:  # look again soon, as upstream's PLEG relist would: a started container's
-            delays.append(RELIST * self.scale)  # state may settle after this sync wrote its status
         next_ready, phase = await self._write_status(pod)
         if phase in TERMINAL:
             await self._shutdown(pod, stop=False)

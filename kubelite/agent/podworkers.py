@@ -45,20 +45,13 @@ class PodWorkers:
         self._slots: dict[str, _Slot] = {}
         self._stopped = False
 
-    def update(self, uid: str, pod: Obj, *, deleted: bool = False, echo: bool = False) -> None:
-        """Hand the worker of pod `uid` its latest state (deleted: gone from the API). `echo`: the
-        update is the kubelet's own status write coming back; if it changes nothing else, it is
-        kept for the next sync but starts none, as upstream's pod config source ignores status-only
-        updates (a sync that set ErrImagePull is not overtaken at once by one that finds the pull
-        back-off running). A status someone else changed does start a sync, which writes ours back."""
+    def update(self, uid: str, pod: Obj, *, deleted: bool = False) -> None:
+        """Hand the worker of pod `uid` its latest state (deleted: gone from the API)."""
         if self._stopped:
             return
         slot = self._slots.get(uid)
         if slot is None:
             slot = self._slots[uid] = _Slot(pod, deleted)
-        elif echo and not (deleted or slot.deleted) and _same_intent(slot.pod, pod):
-            slot.pod = pod
-            return
         else:
             slot.pod, slot.deleted, slot.pending = pod, slot.deleted or deleted, True
         self._cancel_timer(slot)
@@ -130,14 +123,3 @@ class PodWorkers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._slots.clear()
-
-
-def _same_intent(old: Obj, new: Obj) -> bool:
-    """Whether `new` asks the kubelet for nothing `old` did not (upstream's podsDifferSemantically:
-    spec, labels, annotations and the deletion fields; status and bookkeeping do not count)."""
-    def intent(pod: Obj) -> tuple[Any, ...]:
-        meta = pod.get("metadata") or {}
-        return (pod.get("spec"), meta.get("labels"), meta.get("annotations"), meta.get("deletionTimestamp"),
-                meta.get("deletionGracePeriodSeconds"))
-
-    return intent(old) == intent(new)

@@ -25,17 +25,17 @@ async def test_updates_coalesce_and_pods_run_in_parallel() -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        seen.append((pod["metadata"]["uid"], pod["spec"]["v"]))
+        seen.append((pod["metadata"]["uid"], pod["v"]))
         await gate.wait()
         running -= 1
         return None
 
     workers = PodWorkers(sync)
-    workers.update("a", {"metadata": {"uid": "a"}, "spec": {"v": 0}})
-    workers.update("b", {"metadata": {"uid": "b"}, "spec": {"v": 0}})
+    workers.update("a", {"metadata": {"uid": "a"}, "v": 0})
+    workers.update("b", {"metadata": {"uid": "b"}, "v": 0})
     await settle()
     for v in (1, 2):  # arrive while a's first sync runs
-        workers.update("a", {"metadata": {"uid": "a"}, "spec": {"v": v}})
+        workers.update("a", {"metadata": {"uid": "a"}, "v": v})
     await settle()
     assert peak == 2  # a and b in parallel, never two syncs of a
     gate.set()
@@ -61,31 +61,4 @@ async def test_failures_retry_and_delays_resync(monkeypatch: pytest.MonkeyPatch)
     workers.update("a", {"metadata": {"uid": "a"}}, deleted=True)
     await asyncio.sleep(0.02)
     assert calls[-1] is True and workers.known() == []  # a deleted pod's worker is gone
-    await workers.stop()
-
-
-async def test_our_own_status_write_coming_back_starts_no_sync() -> None:
-    synced: list[object] = []
-
-    async def sync(pod: dict, deleted: bool) -> float | None:
-        synced.append(pod.get("status"))
-        return None
-
-    workers = PodWorkers(sync)
-    workers.update("a", {"metadata": {"uid": "a"}, "spec": {"c": 1}})
-    await settle()
-    workers.update("a", {"metadata": {"uid": "a", "resourceVersion": "9"}, "spec": {"c": 1}, "status": {"x": 1}},
-                   echo=True)
-    await settle()
-    assert synced == [None]  # our own status write coming back is not a reason to sync
-    assert workers.pod("a") == {"metadata": {"uid": "a", "resourceVersion": "9"}, "spec": {"c": 1}, "status": {"x": 1}}
-    workers.resync("a")  # a resync asks for a sync with what is known
-    await settle()
-    assert synced == [None, {"x": 1}]
-    workers.update("a", {"metadata": {"uid": "a", "labels": {"l": "1"}}, "spec": {"c": 1}}, echo=True)
-    await settle()
-    assert len(synced) == 3  # labels, annotations, spec and deletion fields do count
-    workers.update("a", {"metadata": {"uid": "a", "labels": {"l": "1"}}, "spec": {"c": 1}, "status": {"x": 2}})
-    await settle()
-    assert synced[-1] == {"x": 2}  # a status someone else wrote (not our echo) is a reason to sync
     await workers.stop()
