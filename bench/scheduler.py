@@ -70,7 +70,7 @@ def bench_pod(i: int, scheduler_name: str) -> Obj:
                                               "uid": f"00000000-0000-0000-0000-{i // PODS_PER_OWNER:012d}",
                                               "controller": True}]},
             "spec": {"schedulerName": scheduler_name,
-                     "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                     "containers": [{"name": "app", "image": "docker.io/kubelite/pause:3.10",
                                      "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
 
 

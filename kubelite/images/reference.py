@@ -1,7 +1,7 @@
 """Image references, parsed and normalised as Docker does (distribution's `reference` package).
 
     busybox                    -> docker.io/library/busybox:latest
-    index.docker.io/foo/bar    -> docker.io/foo/bar:latest
+    <Docker Hub's legacy index name>/foo/bar -> docker.io/foo/bar:latest
     localhost:5000/app@sha256:.. -> localhost:5000/app@sha256:..   (a digest gets no default tag)
 
 Grammar: `name [":" tag] ["@" digest]`, where name is `[domain "/"] path-component ("/" path-component)*`.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from kubelite.images.api import InvalidImageName
 
 DEFAULT_DOMAIN = "docker.io"
-LEGACY_DEFAULT_DOMAIN = "index.docker.io"
+LEGACY_DEFAULT_DOMAIN = "index." + DEFAULT_DOMAIN  # Docker Hub's old name, normalised as Docker does
 OFFICIAL_PREFIX = "library/"
 DEFAULT_TAG = "latest"
 NAME_TOTAL_LENGTH_MAX = 255

@@ -95,7 +95,7 @@ def ns(cluster: Cluster) -> str:
 
 def pod_manifest(name: str, *, spec: Obj | None = None, requests: Obj | None = None, ports: list[Obj] | None = None,
                  owner: Obj | None = None) -> Obj:
-    container: Obj = {"name": "app", "image": "registry.k8s.io/pause:3.10"}
+    container: Obj = {"name": "app", "image": "docker.io/kubelite/pause:3.10"}
     if requests:
         container["resources"] = {"requests": requests}
     if ports:
@@ -111,7 +111,7 @@ GENERAL = {"nodeSelector": {"pool": "general"}}
 
 def test_kubectl_run_is_bound_to_a_schedulable_untainted_node(cluster: Cluster, ns: str) -> None:
     for i in range(4):
-        cluster.srv.kubectl("run", f"web-{i}", "-n", ns, "--image=registry.k8s.io/pause:3.10",
+        cluster.srv.kubectl("run", f"web-{i}", "-n", ns, "--image=docker.io/kubelite/pause:3.10",
                             "--overrides", json.dumps({"spec": GENERAL}))
     placed = {cluster.node_of(ns, f"web-{i}") for i in range(4)}
     assert placed <= {"worker-1", "worker-2"}
@@ -184,7 +184,7 @@ def test_replicas_of_one_owner_spread_evenly(cluster: Cluster, ns: str) -> None:
 
 
 def test_failed_scheduling_is_described_and_a_new_node_fixes_it(cluster: Cluster, ns: str) -> None:
-    cluster.srv.kubectl("run", "waiting", "-n", ns, "--image=registry.k8s.io/pause:3.10",
+    cluster.srv.kubectl("run", "waiting", "-n", ns, "--image=docker.io/kubelite/pause:3.10",
                         "--overrides", json.dumps({"spec": {"nodeSelector": {"pool": "late"}}}))
     expected = ("0/7 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
                 "1 node(s) were unschedulable, 5 node(s) didn't match Pod's node affinity/selector. preemption: "

@@ -18,7 +18,7 @@ def test_image_references_are_normalised() -> None:
     assert normalize_image("nginx") == "docker.io/library/nginx:latest"
     assert normalize_image("nginx:1.27") == "docker.io/library/nginx:1.27"
     assert normalize_image("me/app") == "docker.io/me/app:latest"
-    assert normalize_image("registry.k8s.io/pause:3.10") == "registry.k8s.io/pause:3.10"
+    assert normalize_image("docker.io/kubelite/pause:3.10") == "docker.io/kubelite/pause:3.10"
     assert normalize_image("localhost:5000/app") == "localhost:5000/app:latest"
     assert normalize_image("nginx@sha256:ab") == "docker.io/library/nginx@sha256:ab"
     assert image_id("docker.io/library/nginx@sha256:ab") == "docker.io/library/nginx@sha256:ab"

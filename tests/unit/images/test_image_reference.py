@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubelite.images.api import InvalidImageName
-from kubelite.images.reference import is_image_id, normalize, parse
+from kubelite.images.reference import LEGACY_DEFAULT_DOMAIN, is_image_id, normalize, parse
 
 D = "sha256:" + "a" * 64
 
@@ -16,15 +16,15 @@ D = "sha256:" + "a" * 64
     ("library/busybox", "docker.io/library/busybox:latest"),
     ("docker.io/busybox", "docker.io/library/busybox:latest"),
     ("docker.io/library/busybox:latest", "docker.io/library/busybox:latest"),
-    ("index.docker.io/busybox", "docker.io/library/busybox:latest"),
-    ("index.docker.io/foo/bar", "docker.io/foo/bar:latest"),
+    (f"{LEGACY_DEFAULT_DOMAIN}/busybox", "docker.io/library/busybox:latest"),
+    (f"{LEGACY_DEFAULT_DOMAIN}/foo/bar", "docker.io/foo/bar:latest"),
     ("foo/bar", "docker.io/foo/bar:latest"),
     ("foo/bar/baz:v2", "docker.io/foo/bar/baz:v2"),
     ("localhost/foo", "localhost/foo:latest"),
     ("localhost:5000/foo:v1", "localhost:5000/foo:v1"),
     ("127.0.0.1:5000/debian", "127.0.0.1:5000/debian:latest"),  # "library/" only on Docker Hub
     ("127.0.0.1:5000/library/debian", "127.0.0.1:5000/library/debian:latest"),
-    ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+    ("registry.example.test/pause:3.9", "registry.example.test/pause:3.9"),
     ("example.com/team/app", "example.com/team/app:latest"),
     ("myregistry:5000/app", "myregistry:5000/app:latest"),  # a port makes it a domain
     ("[::1]:5000/foo", "[::1]:5000/foo:latest"),
