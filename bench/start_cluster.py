@@ -177,7 +177,7 @@ def cluster_session(work: Path, nodes: int, label: str) -> Iterator[Cluster]:
             began = time.monotonic()
             deleted = cluster.delete()
             cluster.delete_seconds = time.monotonic() - began
-            left = leftovers(SHAPE, root)
+            left = leftovers(root, SHAPE)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -14,10 +14,8 @@ line names the data directory (conmon daemonizes away from the agent that spawne
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -25,6 +23,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.e2e.local_fixtures import Shape, leftovers, route_inside  # noqa: F401 (re-exported: what is left after delete)
 
 NUL = b"\0"
 
@@ -165,52 +165,3 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += sum(int(fields[i]) for i in (11, 12, 13, 14))
     return total / tick
-
-
-# ----- what is left after delete -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Shape:
-    """What names a cluster's things on the machine."""
-    name: str
-    bridge: str
-    networks: tuple[str, ...]  # its CIDRs: nodes, pods, Services, LoadBalancers
-
-    def owns(self, name: str) -> bool:
-        """Whether a netns or link is this cluster's: the bridge, a node's `<bridge>-n<i>`, or a
-        pod's `<name><i>-<uid>` (not another cluster's whose name merely starts the same)."""
-        return re.fullmatch(rf"{re.escape(self.bridge)}(-n\d+)?|{re.escape(self.name)}[1-9]\d*-.+", name) is not None
-
-
-def _lines(*argv: str) -> list[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
-
-
-def route_inside(route: str, networks: tuple[str, ...]) -> bool:
-    """Whether a route of `ip route` (`198.18.224.0/24 via ...`, `unreachable 198.18.224.0/20`)
-    is to an address range inside one of `networks`."""
-    for word in route.split()[:2]:
-        try:
-            target = ipaddress.IPv4Network(word, strict=False)
-        except ValueError:
-            continue
-        return any(target.subnet_of(ipaddress.IPv4Network(n)) for n in networks)
-    return False
-
-
-def leftovers(shape: Shape, root: Path) -> list[str]:
-    """What of the cluster is still on the machine: namespaces (nodes `<bridge>-n<i>`, pods
-    `<name><i>-<uid>`), links, nft tables, routes, mounts and processes under `root`, cgroups."""
-    found = [f"netns {line.split()[0]}" for line in _lines("ip", "netns", "list") if shape.owns(line.split()[0])]
-    found += [f"link {name}" for line in _lines("ip", "-o", "link")
-              if shape.owns(name := line.split(":")[1].strip().split("@")[0])]
-    found += [f"nft {line}" for line in _lines("nft", "list", "tables")
-              if line.split()[-1] in (shape.name, f"{shape.name}-host")]
-    found += [f"route {line}" for line in _lines("ip", "route") if route_inside(line, shape.networks)]
-    found += [f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if str(root) in line]
-    found += [f"process {pid} {_cmdline(pid).replace(NUL, b' ')[:100]!r}" for pid in _parents()
-              if pid != os.getpid() and str(root).encode() in _cmdline(pid)]
-    # os.walk, not rglob: other tests' cgroups come and go meanwhile, and os.walk skips what vanished
-    found += [f"cgroup {top}/{shape.name}" for top, dirs, _ in os.walk("/sys/fs/cgroup") if shape.name in dirs]
-    return found

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -181,28 +183,60 @@ class Load:
                 self.failures.append(f"{time.strftime('%H:%M:%S')} {exc!r}")
 
 
-def leftovers(root: Path) -> list[str]:
-    """What of the cluster is still on the machine (empty after `kubelite delete`)."""
-    found = []
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith((f"{NAME}0-", NAME))]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
-              if line.split(":")[1].strip().startswith(f"{NAME}0")]
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    found += [f"nft {line}" for line in tables.splitlines() if line.split()[-1].startswith(NAME)]
-    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
-    found += [f"route {line}" for line in routes.splitlines()
-              if any(r in line for r in ("198.18.208.", "198.19.160.", "198.19.202.", "198.19.132."))]
-    mounts = Path("/proc/self/mountinfo").read_text()
-    found += [f"mount {line.split()[4]}" for line in mounts.splitlines() if str(root) in line]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+@dataclass(frozen=True)
+class Shape:
+    """What names a cluster's things on the machine (the e2e clusters', the benches')."""
+    name: str
+    bridge: str
+    networks: tuple[str, ...]  # its CIDRs: nodes, pods, Services, LoadBalancers
+
+    def owns(self, name: str) -> bool:
+        """Whether a netns or link is this cluster's: the bridge, a node's `<bridge>-n<i>`, or a
+        pod's `<name><i>-<uid>` (not another cluster's whose name merely starts the same)."""
+        return re.fullmatch(rf"{re.escape(self.bridge)}(-n\d+)?|{re.escape(self.name)}[1-9]\d*-.+", name) is not None
+
+
+E2E_SHAPE = Shape(NAME, f"{NAME}0", (SHAPE["--node-network"], SHAPE["--cluster-cidr"], SHAPE["--service-cidr"],
+                                     SHAPE["--lb-pool"]))
+
+
+def route_inside(route: str, networks: tuple[str, ...]) -> bool:
+    """Whether a route of `ip route` (`198.18.224.0/24 via ...`, `unreachable 198.18.224.0/20`)
+    is to an address range inside one of `networks`."""
+    for word in route.split()[:2]:
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
+            target = ipaddress.IPv4Network(word, strict=False)
+        except ValueError:
             continue
-        if str(root).encode() in cmdline and int(pid) != os.getpid():
-            found.append(f"process {pid} {cmdline.replace(NUL, b' ')[:120]!r}")
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        found += [f"cgroup {p}" for p in hierarchy.rglob(NAME) if p.is_dir()] if hierarchy.is_dir() else []
+        return any(target.subnet_of(ipaddress.IPv4Network(n)) for n in networks)
+    return False
+
+
+def _lines(*argv: str) -> list[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def leftovers(root: Path, shape: Shape = E2E_SHAPE) -> list[str]:
+    """What of the cluster is still on the machine (empty after `kubelite delete`): namespaces
+    (nodes `<bridge>-n<i>`, pods `<name><i>-<uid>`), links, nft tables, routes, mounts and processes
+    under `root`, cgroups."""
+    found = [f"netns {line.split()[0]}" for line in _lines("ip", "netns", "list") if shape.owns(line.split()[0])]
+    found += [f"link {name}" for line in _lines("ip", "-o", "link")
+              if shape.owns(name := line.split(":")[1].strip().split("@")[0])]
+    found += [f"nft {line}" for line in _lines("nft", "list", "tables")
+              if line.split()[-1] in (shape.name, f"{shape.name}-host", f"{shape.name}-egress")]
+    found += [f"route {line}" for line in _lines("ip", "route") if route_inside(line, shape.networks)]
+    found += [f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if str(root) in line]
+    found += [f"process {pid} {_cmdline(pid).replace(NUL, b' ')[:120]!r}" for pid in os.listdir("/proc")
+              if pid.isdigit() and int(pid) != os.getpid() and str(root).encode() in _cmdline(pid)]
+    # os.walk, not rglob: other tests' cgroups come and go meanwhile, and os.walk skips what vanished
+    found += [f"cgroup {top}/{shape.name}" for top, dirs, _ in os.walk("/sys/fs/cgroup") if shape.name in dirs]
     return found
