@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubelite.cluster.nodecreds import kubeconfig_path
 from kubelite.images.store import default_root
 from kubelite.lib.net import is_ip
 
@@ -73,6 +72,8 @@ class NodePaths:
 
     @property
     def kubeconfig(self) -> Path:
+        from kubelite.cluster.nodecreds import kubeconfig_path  # lazily: it loads the PKI (cryptography)
+
         return kubeconfig_path(self.data_dir)
 
 
