@@ -44,6 +44,7 @@ from kubelite.client.resources import DEPLOYMENTS, NODES, PODS, REPLICASETS
 from kubelite.cluster.nodecreds import write_node_kubeconfig
 from kubelite.images.store import ImageStore
 from kubelite.images.testimages import BUSYBOX, ensure_test_images
+from tests import support
 from tests.e2e.runc_fixtures import leftovers
 from tests.integration.conftest import ServerThread
 
@@ -74,14 +75,7 @@ def host_problems() -> list[str]:
 
 def wait_for(check: Callable[[], Any], *, timeout: float = TIMEOUT, interval: float = 0.1,
              what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return support.wait_for(check, timeout=timeout, what=what, interval=interval)
 
 
 def _ip(*args: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,6 +29,7 @@ import pytest
 from kubelite.client import Client, Connection
 from kubelite.client.resources import ENDPOINTSLICES, NODES, PODS, SERVICES
 from kubelite.objects.errors import NotFound
+from tests import support
 from tests.integration.conftest import ServerThread, free_port
 
 Obj = dict[str, Any]
@@ -141,14 +141,7 @@ class Cluster:
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    return support.wait_for(check, timeout=timeout, what=what, interval=0.02)
 
 
 def addresses(message: dns.message.Message, section: str = "answer") -> list[str]:
