@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 
 from kubelite.cli.common import add_data_dir, user_kubeconfig
@@ -24,19 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from kubelite.cli.stop import stop_cluster
     from kubelite.cluster.local import LocalCluster, load_spec
-    from kubelite.cluster.netns import remove_bridge
 
     spec = load_spec(args.data_dir)
     if spec is None and not args.data_dir.exists():
         print(f"* nothing to delete in {args.data_dir}")
         return 0
     if spec is not None:
-        stop_cluster(LocalCluster(args.data_dir, spec))
+        cluster = LocalCluster(args.data_dir, spec)
+        stop_cluster(cluster)
         if spec.runtime == "runc":
-            _delete_nft_table(f"{spec.name}-host")
-            spec.guard_routes(present=False)
-            spec.egress(present=False)
-            remove_bridge(spec.network)
+            cluster.host_network_down()
     else:
         from kubelite.cli.stop import run as stop
 
@@ -48,14 +44,6 @@ def run(args: argparse.Namespace) -> int:
     _forget_context("kubelite")
     print(f"* Deleted the cluster in {args.data_dir}")
     return 0
-
-
-def _delete_nft_table(name: str) -> None:
-    if shutil.which("nft") is None:
-        return
-    listed = subprocess.run(["nft", "list", "table", "ip", name], capture_output=True, check=False)
-    if listed.returncode == 0:
-        subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True, check=False)
 
 
 def _forget_context(name: str) -> None:

@@ -83,11 +83,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     save_spec(args.data_dir, replace(spec, nodes={**(previous.nodes if previous else {}), **spec.nodes}))
     if spec.runtime == "runc":
-        from kubelite.cluster.netns import ensure_bridge
-
-        ensure_bridge(spec.network)
-        spec.guard_routes()
-        spec.egress()
+        cluster.host_network_up()
     step("Starting the control plane (API server, controllers, scheduler, DNS, registry)")
     cluster.server.start(cluster.server_args() + (["--datastore", args.datastore] if args.datastore else []))
     images = _prepare_images(cluster)  # while the server starts: they need no API

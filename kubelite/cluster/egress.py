@@ -42,9 +42,3 @@ def apply(script: str) -> None:
     result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"nft -f failed: {result.stderr.strip()}")
-
-
-def remove(cluster: str) -> None:
-    table = table_name(cluster)
-    if subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, check=False).returncode == 0:
-        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, check=False)

@@ -18,7 +18,6 @@ import ipaddress
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from kubelite.cluster.daemon import Daemon
 from kubelite.cluster.netns import NodeNetwork, run_in
@@ -58,27 +57,6 @@ class ClusterSpec:
         import zlib
 
         return 200 + zlib.crc32(self.name.encode()) % 50
-
-    def egress(self, *, present: bool = True) -> None:
-        """The host's egress table for this cluster (kubelite.cluster.egress): masquerade out, or,
-        offline, nothing out."""
-        from kubelite.cluster import egress
-
-        if not present:
-            egress.remove(self.name)
-            return
-        ranges = [self.node_network, self.cluster_cidr, self.service_cidr, self.lb_pool]
-        egress.apply(egress.ruleset(self.name, sources=[self.node_network, self.cluster_cidr],
-                                    cluster_ranges=ranges, offline=self.offline))
-        if not self.offline:  # masquerading forwards; Docker turns it on for the same reason
-            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-                f.write("1\n")
-
-    def guard_routes(self, *, present: bool = True) -> None:
-        from kubelite.cluster.netns import guard_routes
-
-        guard_routes(self.network, unreachable=[self.cluster_cidr], on_bridge=[self.service_cidr, self.lb_pool],
-                     present=present)
 
     def node_name(self, index: int) -> str:
         return self.name if index == 1 else f"{self.name}-m{index:02d}"
@@ -196,31 +174,62 @@ class LocalCluster:
         ensure_node(self.spec.network, index)
         return self.node_daemon(name).start(self.node_args(name), wrapper=run_in(self.spec.network.netns(index)))
 
-    def cleanup_node(self, name: str) -> Any:
-        """Remove the node's pods (containers, sandboxes, mounts, cgroups) with its agent stopped."""
+    def host_network_up(self) -> None:
+        """The host's side of the node network: the bridge, the guard routes, the egress table
+        (masquerade out, or, offline, nothing out: kubelite.cluster.egress)."""
+        from kubelite.cluster import egress
+        from kubelite.cluster.netns import ensure_bridge, guard_routes
+
+        s = self.spec
+        ensure_bridge(s.network)
+        guard_routes(s.network, unreachable=[s.cluster_cidr], on_bridge=[s.service_cidr, s.lb_pool])
+        ranges = [s.node_network, s.cluster_cidr, s.service_cidr, s.lb_pool]
+        egress.apply(egress.ruleset(s.name, sources=[s.node_network, s.cluster_cidr], cluster_ranges=ranges,
+                                    offline=s.offline))
+        if not s.offline:  # masquerading forwards; Docker turns it on for the same reason
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+                f.write("1\n")
+
+    def host_network_down(self) -> None:
+        """Undo `host_network_up`, and remove the host proxy's table if a killed server left it."""
+        from kubelite.cluster import egress
+        from kubelite.cluster.netns import delete_nft_table, guard_routes, remove_bridge
+
+        s = self.spec
+        delete_nft_table(f"{s.name}-host")
+        delete_nft_table(egress.table_name(s.name))
+        guard_routes(s.network, unreachable=[s.cluster_cidr], on_bridge=[s.service_cidr, s.lb_pool], present=False)
+        remove_bridge(s.network)
+
+    def cleanup_node(self, name: str) -> str:
+        """Remove the node's pods (containers, sandboxes, mounts, cgroups) with its agent stopped;
+        what went wrong ("" when all went)."""
         import subprocess
         import sys
 
         from kubelite.cluster.netns import netns_exists
 
-        index = self.spec.nodes[name]
-        netns = self.spec.network.netns(index)
+        netns = self.spec.network.netns(self.spec.nodes[name])
         if not self.node_dir(name).exists():
-            return None
+            return ""
         argv = [sys.executable, "-m", "kubelite.cli.main", *self.node_args(name), "--cleanup"]
         if netns_exists(netns):
             argv = [*run_in(netns), *argv]
-        return subprocess.run(argv, capture_output=True, text=True, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return "" if result.returncode == 0 else (result.stderr or result.stdout).strip()
 
-    def stop_node(self, name: str, *, network: bool = True) -> None:
-        """Stop the node's agent and its pods; `network`: also remove its namespace and link."""
+    def stop_node(self, name: str) -> None:
+        """Stop the node's agent and its pods, then remove its namespace and link."""
+        import sys
+
         from kubelite.cluster.netns import remove_node
 
         self.node_daemon(name).stop()
-        self.cleanup_node(name)
+        problem = self.cleanup_node(name)
+        if problem:  # the rest still goes; `kubelite delete` says what was left
+            print(f"warning: node {name}: not every pod was removed: {problem}", file=sys.stderr)
         self.remove_cgroup_parents([name])
-        if network:
-            remove_node(self.spec.network, self.spec.nodes[name])
+        remove_node(self.spec.network, self.spec.nodes[name])
 
     def remove_cgroup_parents(self, names: list[str]) -> None:
         """The nodes' cgroup parents (`<cluster>/<node>` below our own cgroup, made by runc for the

@@ -136,6 +136,15 @@ def guard_routes(net: NodeNetwork, *, unreachable: list[str], on_bridge: list[st
                        capture_output=True, check=False)
 
 
+def delete_nft_table(name: str) -> None:
+    """Delete nftables table `ip <name>` if it is there (and nft too)."""
+    import shutil
+
+    if shutil.which("nft") and subprocess.run(["nft", "list", "table", "ip", name], capture_output=True,
+                                              check=False).returncode == 0:
+        subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True, check=False)
+
+
 def run_in(netns: str) -> list[str]:
     """The command prefix that runs a program in node `netns` (network only: mounts stay shared)."""
     return ["nsenter", f"--net={NETNS_DIR / netns}", "--"]
