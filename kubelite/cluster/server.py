@@ -106,14 +106,13 @@ class ServerRuntime:
     async def _start_registry(self) -> None:
         """The cluster's image registry (minikube's registry add-on). A listen address in use is
         logged, not fatal: the cluster works without it."""
+        from kubelite.images.registry.rules import parse_listen
         from kubelite.images.registry.server import RegistryServer
 
-        listen = [(host.strip("[]"), int(port)) for host, _, port in
-                  (item.strip().rpartition(":") for item in self.config.registry_listen.split(",") if item.strip())]
-        registry = RegistryServer(self.config.data_dir / "registry", listen)
         try:
+            registry = RegistryServer(self.config.data_dir / "registry", parse_listen(self.config.registry_listen))
             await registry.start()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             log.error("image registry not started: %s", exc)
             return
         self.registry = registry
